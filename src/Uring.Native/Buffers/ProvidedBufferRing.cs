@@ -1,0 +1,121 @@
+using System.Runtime.InteropServices;
+
+namespace Uring.Native;
+
+/// <summary>
+/// A provided-buffer ring (IORING_REGISTER_PBUF_RING, 5.19): <see cref="BufferCount"/> buffers of
+/// <see cref="BufferSize"/> bytes that receives with buffer select draw from. Ring entries and
+/// buffers live in one page-aligned native allocation, so neither ever moves. The epoll ring
+/// consumes the same entries itself, so both engines see identical behaviour.
+/// </summary>
+/// <remarks>Not thread-safe: use it on the owning ring's thread.</remarks>
+public sealed unsafe class ProvidedBufferRing : IDisposable
+{
+    private const int EntrySize = 16; // struct io_uring_buf { u64 addr; u32 len; u16 bid; u16 resv; }
+    private const int TailOffset = 14; // the ring's tail overlays bufs[0].resv
+    private readonly int _mask;
+    private readonly nuint _ringBytes;
+    private byte* _memory;
+    private ushort _tail;
+    private ushort _emulatedHead;
+
+    /// <summary>Creates the ring with every buffer already provided.</summary>
+    /// <param name="groupId">The buffer group id receives name (bgid).</param>
+    /// <param name="bufferCount">Number of buffers: a power of two, at most 32768.</param>
+    /// <param name="bufferSize">Size of each buffer in bytes.</param>
+    public ProvidedBufferRing(ushort groupId, int bufferCount, int bufferSize)
+    {
+        if (bufferCount < 1 || bufferCount > 32768 || (bufferCount & (bufferCount - 1)) != 0)
+            throw new ArgumentOutOfRangeException(nameof(bufferCount), bufferCount, "Must be a power of two between 1 and 32768.");
+        if (bufferSize < 1)
+            throw new ArgumentOutOfRangeException(nameof(bufferSize), bufferSize, "Must be positive.");
+
+        GroupId = groupId;
+        BufferCount = bufferCount;
+        BufferSize = bufferSize;
+        _mask = bufferCount - 1;
+        _ringBytes = (nuint)(((long)bufferCount * EntrySize + 4095) & ~4095L);
+        nuint total = _ringBytes + (nuint)((long)bufferCount * bufferSize);
+        _memory = (byte*)NativeMemory.AlignedAlloc(total, 4096);
+        NativeMemory.Clear(_memory, _ringBytes);
+        for (int bid = 0; bid < bufferCount; bid++)
+            Add((ushort)bid);
+        Publish();
+    }
+
+    /// <summary>The buffer group id (bgid).</summary>
+    public ushort GroupId { get; }
+
+    /// <summary>Number of buffers.</summary>
+    public int BufferCount { get; }
+
+    /// <summary>Size of each buffer in bytes.</summary>
+    public int BufferSize { get; }
+
+    /// <summary>Address of the ring entries, for IORING_REGISTER_PBUF_RING.</summary>
+    public nint RingAddress => (nint)_memory;
+
+    /// <summary>Buffers currently handed out to the kernel (or the emulation) and not yet consumed.</summary>
+    public int Provided => (ushort)(_tail - _emulatedHead);
+
+    /// <summary>The start of buffer <paramref name="bufferId"/>.</summary>
+    public byte* GetBuffer(ushort bufferId)
+    {
+        if (bufferId >= BufferCount) throw new ArgumentOutOfRangeException(nameof(bufferId));
+        return _memory + _ringBytes + (nuint)bufferId * (nuint)BufferSize;
+    }
+
+    /// <summary>The first <paramref name="length"/> bytes of buffer <paramref name="bufferId"/>.</summary>
+    public ReadOnlySpan<byte> GetSpan(ushort bufferId, int length)
+    {
+        if ((uint)length > (uint)BufferSize) throw new ArgumentOutOfRangeException(nameof(length));
+        return new ReadOnlySpan<byte>(GetBuffer(bufferId), length);
+    }
+
+    /// <summary>Queues buffer <paramref name="bufferId"/> for the ring; visible after <see cref="Publish"/>.</summary>
+    public void Add(ushort bufferId)
+    {
+        byte* entry = _memory + (nuint)(_tail & _mask) * EntrySize;
+        *(ulong*)entry = (ulong)GetBuffer(bufferId);
+        *(uint*)(entry + 8) = (uint)BufferSize;
+        *(ushort*)(entry + 12) = bufferId;
+        _tail++;
+    }
+
+    /// <summary>Makes every added buffer visible to the kernel (store-release of the tail).</summary>
+    public void Publish() => Volatile.Write(ref *(ushort*)(_memory + TailOffset), _tail);
+
+    /// <summary>Gives buffer <paramref name="bufferId"/> back to the ring at once.</summary>
+    public void Recycle(ushort bufferId)
+    {
+        Add(bufferId);
+        Publish();
+    }
+
+    /// <summary>The emulation's consumer side: takes the next provided buffer, as the kernel would.</summary>
+    internal bool TryTake(out ushort bufferId)
+    {
+        ushort tail = Volatile.Read(ref *(ushort*)(_memory + TailOffset));
+        if (_emulatedHead == tail)
+        {
+            bufferId = 0;
+            return false;
+        }
+        bufferId = *(ushort*)(_memory + (nuint)(_emulatedHead & _mask) * EntrySize + 12);
+        _emulatedHead++;
+        return true;
+    }
+
+    /// <summary>Kernel side consumption is invisible to us; the io_uring ring calls this per completion so <see cref="Provided"/> stays true.</summary>
+    internal void NoteConsumed() => _emulatedHead++;
+
+    /// <summary>Frees the memory. Unregister from the ring first.</summary>
+    public void Dispose()
+    {
+        if (_memory != null)
+        {
+            NativeMemory.AlignedFree(_memory);
+            _memory = null;
+        }
+    }
+}

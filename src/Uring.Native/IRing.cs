@@ -1,0 +1,122 @@
+namespace Uring.Native;
+
+/// <summary>
+/// A completion-based I/O ring: operations are prepared, submitted in one batch, and each
+/// produces completions (user_data, result, flags) exactly as io_uring's CQEs do.
+/// Implemented by <see cref="IoUringRing"/> (the kernel's io_uring) and <see cref="EpollRing"/>
+/// (a readiness-driven emulation over edge-triggered epoll). All members except
+/// <see cref="Wake"/> must be called on the ring's owning thread (the one that called
+/// <see cref="Enable"/>).
+/// </summary>
+/// <remarks>
+/// Results follow the kernel: a non-negative value on success, a negative errno on failure.
+/// Pointers handed to a prepare call must stay valid until that operation's final completion
+/// (a completion without <see cref="CompletionFlags.More"/>).
+/// Multishot operations keep producing completions flagged <see cref="CompletionFlags.More"/>
+/// until a final one arrives (after cancellation, an error, or end of stream).
+/// </remarks>
+public unsafe interface IRing : IDisposable
+{
+    /// <summary>Which kind of ring this is.</summary>
+    RingEngine Engine { get; }
+
+    /// <summary>Number of submission queue entries.</summary>
+    int SubmissionQueueSize { get; }
+
+    /// <summary>Number of completion queue entries.</summary>
+    int CompletionQueueSize { get; }
+
+    /// <summary>Binds the ring to the calling thread and enables it. Call once, on the owning thread.</summary>
+    void Enable();
+
+    /// <summary>True when the ring can perform <paramref name="opcode"/>.</summary>
+    bool Supports(IoUringOp opcode);
+
+    /// <summary>
+    /// Submits every prepared operation and waits until at least <paramref name="minComplete"/>
+    /// completions are available, a <see cref="Wake"/> arrives, or <paramref name="timeoutMs"/>
+    /// elapses (-1: no limit). Returns the number of operations submitted, or a negative errno
+    /// for a failure other than interruption.
+    /// </summary>
+    int SubmitAndWait(int minComplete, int timeoutMs = -1);
+
+    /// <summary>Submits every prepared operation without waiting.</summary>
+    int Submit() => SubmitAndWait(0, 0);
+
+    /// <summary>
+    /// Copies available completions into <paramref name="destination"/> and consumes them;
+    /// returns how many were copied. Allocates nothing.
+    /// </summary>
+    int DrainCompletions(Span<Completion> destination);
+
+    /// <summary>Wakes the owning thread out of <see cref="SubmitAndWait"/>. Safe from any thread.</summary>
+    void Wake();
+
+    /// <summary>Registers a provided-buffer ring so that receives with buffer select can draw from it.</summary>
+    int RegisterBufferRing(ProvidedBufferRing buffers);
+
+    /// <summary>Removes a provided-buffer ring registered with <see cref="RegisterBufferRing"/>.</summary>
+    int UnregisterBufferRing(ProvidedBufferRing buffers);
+
+    /// <summary>Registers fixed buffers (pinned slabs) for <c>*_FIXED</c> / zero-copy sends.</summary>
+    int RegisterBuffers(ReadOnlySpan<IoVec> buffers);
+
+    /// <summary>Unregisters the fixed buffers.</summary>
+    int UnregisterBuffers();
+
+    // One prepare method per opcode, named after it. Each returns nothing: when the submission
+    // queue is full, the ring submits what it holds and then queues the new entry.
+
+    /// <summary>IORING_OP_NOP (5.1).</summary>
+    void PrepareNop(ulong userData);
+
+    /// <summary>IORING_OP_ACCEPT (5.5). <paramref name="addr"/>/<paramref name="addrLen"/> may be null.</summary>
+    void PrepareAccept(int fd, byte* addr, uint* addrLen, int flags, ulong userData);
+
+    /// <summary>IORING_OP_ACCEPT with IORING_ACCEPT_MULTISHOT (5.19): one completion per accepted connection.</summary>
+    void PrepareAcceptMultishot(int fd, int flags, ulong userData);
+
+    /// <summary>IORING_OP_RECV (5.6) into a caller buffer.</summary>
+    void PrepareRecv(int fd, byte* buffer, int length, int flags, ulong userData);
+
+    /// <summary>IORING_OP_RECV with IOSQE_BUFFER_SELECT (5.7 legacy, 5.19 ring): the kernel picks a buffer from <paramref name="bufferGroup"/>.</summary>
+    void PrepareRecvBufferSelect(int fd, ushort bufferGroup, int flags, ulong userData);
+
+    /// <summary>IORING_OP_RECV with IORING_RECV_MULTISHOT and buffer select (6.0).</summary>
+    void PrepareRecvMultishot(int fd, ushort bufferGroup, int flags, ulong userData);
+
+    /// <summary>IORING_OP_SEND (5.6).</summary>
+    void PrepareSend(int fd, byte* buffer, int length, int flags, ulong userData);
+
+    /// <summary>IORING_OP_SENDMSG (5.3).</summary>
+    void PrepareSendMsg(int fd, MsgHdr* message, int flags, ulong userData);
+
+    /// <summary>
+    /// IORING_OP_SEND_ZC (6.0); with <paramref name="fixedBufferIndex"/> &gt;= 0, from a registered buffer
+    /// (IORING_RECVSEND_FIXED_BUF). Produces a result completion flagged <see cref="CompletionFlags.More"/>
+    /// and then a notification flagged <see cref="CompletionFlags.Notification"/> once the kernel is done
+    /// with the memory.
+    /// </summary>
+    void PrepareSendZc(int fd, byte* buffer, int length, int flags, int fixedBufferIndex, ulong userData);
+
+    /// <summary>IORING_OP_CONNECT (5.5).</summary>
+    void PrepareConnect(int fd, byte* addr, int addrLen, ulong userData);
+
+    /// <summary>IORING_OP_READ (5.6).</summary>
+    void PrepareRead(int fd, byte* buffer, int length, ulong offset, ulong userData);
+
+    /// <summary>IORING_OP_CLOSE (5.6).</summary>
+    void PrepareClose(int fd, ulong userData);
+
+    /// <summary>IORING_OP_SHUTDOWN (5.11).</summary>
+    void PrepareShutdown(int fd, int how, ulong userData);
+
+    /// <summary>IORING_OP_ASYNC_CANCEL (5.5) of the operation submitted with <paramref name="targetUserData"/>.</summary>
+    void PrepareCancel(ulong targetUserData, ulong userData);
+
+    /// <summary>IORING_OP_ASYNC_CANCEL with IORING_ASYNC_CANCEL_FD (5.19), optionally _ALL: cancels operations on <paramref name="fd"/>.</summary>
+    void PrepareCancelFd(int fd, bool all, ulong userData);
+
+    /// <summary>IORING_OP_POLL_ADD (5.1); <paramref name="multishot"/> uses IORING_POLL_ADD_MULTI (5.13).</summary>
+    void PreparePollAdd(int fd, uint pollEvents, bool multishot, ulong userData);
+}

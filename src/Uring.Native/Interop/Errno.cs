@@ -1,0 +1,77 @@
+namespace Uring.Native;
+
+/// <summary>errno values (Linux generic) and their names, for messages.</summary>
+public static class Errno
+{
+#pragma warning disable CS1591 // names are the kernel's
+    public const int EPERM = 1;
+    public const int ENOENT = 2;
+    public const int EINTR = 4;
+    public const int EIO = 5;
+    public const int EBADF = 9;
+    public const int EAGAIN = 11;
+    public const int ENOMEM = 12;
+    public const int EACCES = 13;
+    public const int EFAULT = 14;
+    public const int EBUSY = 16;
+    public const int EEXIST = 17;
+    public const int EINVAL = 22;
+    public const int ENFILE = 23;
+    public const int EMFILE = 24;
+    public const int ENOSPC = 28;
+    public const int EPIPE = 32;
+    public const int ERANGE = 34;
+    public const int ENOSYS = 38;
+    public const int ENOTSOCK = 88;
+    public const int EOPNOTSUPP = 95;
+    public const int EADDRINUSE = 98;
+    public const int EADDRNOTAVAIL = 99;
+    public const int ENETDOWN = 100;
+    public const int ENETUNREACH = 101;
+    public const int ECONNABORTED = 103;
+    public const int ECONNRESET = 104;
+    public const int ENOBUFS = 105;
+    public const int EISCONN = 106;
+    public const int ENOTCONN = 107;
+    public const int ETIMEDOUT = 110;
+    public const int ECONNREFUSED = 111;
+    public const int EHOSTUNREACH = 113;
+    public const int EALREADY = 114;
+    public const int EINPROGRESS = 115;
+    public const int ECANCELED = 125;
+    public const int ETIME = 62;
+#pragma warning restore CS1591
+
+    /// <summary>The symbolic name of an errno (sign ignored), e.g. "EPERM".</summary>
+    public static string Name(int errno) => Math.Abs(errno) switch
+    {
+        EPERM => "EPERM", ENOENT => "ENOENT", EINTR => "EINTR", EIO => "EIO", EBADF => "EBADF",
+        EAGAIN => "EAGAIN", ENOMEM => "ENOMEM", EACCES => "EACCES", EFAULT => "EFAULT",
+        EBUSY => "EBUSY", EEXIST => "EEXIST", EINVAL => "EINVAL", ENFILE => "ENFILE",
+        EMFILE => "EMFILE", ENOSPC => "ENOSPC", EPIPE => "EPIPE", ERANGE => "ERANGE", ETIME => "ETIME",
+        ENOSYS => "ENOSYS", ENOTSOCK => "ENOTSOCK", EOPNOTSUPP => "EOPNOTSUPP",
+        EADDRINUSE => "EADDRINUSE", EADDRNOTAVAIL => "EADDRNOTAVAIL", ENETDOWN => "ENETDOWN",
+        ENETUNREACH => "ENETUNREACH", ECONNABORTED => "ECONNABORTED", ECONNRESET => "ECONNRESET",
+        ENOBUFS => "ENOBUFS", EISCONN => "EISCONN", ENOTCONN => "ENOTCONN", ETIMEDOUT => "ETIMEDOUT",
+        ECONNREFUSED => "ECONNREFUSED", EHOSTUNREACH => "EHOSTUNREACH", EALREADY => "EALREADY",
+        EINPROGRESS => "EINPROGRESS", ECANCELED => "ECANCELED",
+        var other => "errno " + other,
+    };
+
+    /// <summary>"EPERM (1)"-style text for an errno.</summary>
+    public static string Describe(int errno) => $"{Name(errno)} ({Math.Abs(errno)})";
+}
+
+/// <summary>A system call failed at an edge of the library (set-up, registration).</summary>
+public sealed class RingException : Exception
+{
+    /// <summary>Creates the exception for <paramref name="operation"/> failing with <paramref name="errno"/>.</summary>
+    public RingException(string operation, int errno)
+        : base($"{operation} failed: {Uring.Native.Errno.Describe(errno)}")
+    {
+        Errno = Math.Abs(errno);
+    }
+
+    /// <summary>The positive errno.</summary>
+    public int Errno { get; }
+}

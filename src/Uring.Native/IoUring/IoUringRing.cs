@@ -1,0 +1,419 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using Uring.Native.Interop;
+using Uring.Native.IoUring;
+using static Uring.Native.IoUring.IoUringConstants;
+
+namespace Uring.Native;
+
+/// <summary>
+/// The kernel's io_uring. SQEs are written straight into the mmapped submission queue; one
+/// <c>io_uring_enter</c> per <see cref="SubmitAndWait"/> submits everything queued and reaps.
+/// </summary>
+public sealed unsafe partial class IoUringRing : IRing
+{
+    // user_data reserved for the ring's own eventfd read (the wake); never surfaced.
+    private const ulong WakeUserData = ulong.MaxValue;
+
+    // Where wake reads land. Shared and never freed: after Dispose the kernel may still finish a
+    // pending read from its exit work, and it must not write into memory that was reused.
+    private static readonly ulong* s_wakeSink = (ulong*)NativeMemory.AlignedAlloc(64, 64);
+
+    // Flags asked for, newest kernel feature first: on EINVAL we drop them in this order.
+    private static readonly uint[] s_optionalSetupFlags =
+    [
+        IORING_SETUP_DEFER_TASKRUN,
+        IORING_SETUP_SINGLE_ISSUER,
+        IORING_SETUP_COOP_TASKRUN,
+        IORING_SETUP_SUBMIT_ALL,
+        IORING_SETUP_R_DISABLED,
+    ];
+
+    private readonly int _ringFd;
+    private readonly int _wakeFd;
+    private readonly byte* _sqRing;
+    private readonly nuint _sqRingSize;
+    private readonly byte* _cqRing;
+    private readonly nuint _cqRingSize;
+    private readonly IoUringSqe* _sqes;
+    private readonly nuint _sqesSize;
+    private readonly uint* _sqHead;
+    private readonly uint* _sqTail;
+    private readonly uint* _sqFlags;
+    private readonly uint _sqMask;
+    private readonly uint* _cqHead;
+    private readonly uint* _cqTail;
+    private readonly uint _cqMask;
+    private readonly IoUringCqe* _cqes;
+    private readonly bool[] _supported = new bool[256];
+    private uint _sqeTail;          // our producer index; published to *_sqTail on submit
+    private Completion[] _backlog = new Completion[16]; // CQEs moved out of the CQ when the kernel answered EBUSY
+    private int _backlogHead, _backlogCount;
+    private bool _enabled;
+    private bool _disposed;
+
+    private IoUringRing(int ringFd, in IoUringParams p, int wakeFd)
+    {
+        _ringFd = ringFd;
+        _wakeFd = wakeFd;
+        SetupFlags = p.Flags;
+        Features = p.Features;
+        SubmissionQueueSize = (int)p.SqEntries;
+        CompletionQueueSize = (int)p.CqEntries;
+
+        _sqRingSize = p.SqOff.Array + p.SqEntries * sizeof(uint);
+        _cqRingSize = p.CqOff.Cqes + p.CqEntries * (uint)sizeof(IoUringCqe);
+        bool singleMmap = (p.Features & IORING_FEAT_SINGLE_MMAP) != 0;
+        if (singleMmap) _sqRingSize = _cqRingSize = Math.Max(_sqRingSize, _cqRingSize);
+
+        _sqRing = Map(ringFd, _sqRingSize, IORING_OFF_SQ_RING, "mmap(SQ ring)");
+        _cqRing = singleMmap ? _sqRing : Map(ringFd, _cqRingSize, IORING_OFF_CQ_RING, "mmap(CQ ring)");
+        _sqesSize = p.SqEntries * (uint)sizeof(IoUringSqe);
+        _sqes = (IoUringSqe*)Map(ringFd, _sqesSize, IORING_OFF_SQES, "mmap(SQEs)");
+
+        _sqHead = (uint*)(_sqRing + p.SqOff.Head);
+        _sqTail = (uint*)(_sqRing + p.SqOff.Tail);
+        _sqFlags = (uint*)(_sqRing + p.SqOff.Flags);
+        _sqMask = *(uint*)(_sqRing + p.SqOff.RingMask);
+        _cqHead = (uint*)(_cqRing + p.CqOff.Head);
+        _cqTail = (uint*)(_cqRing + p.CqOff.Tail);
+        _cqMask = *(uint*)(_cqRing + p.CqOff.RingMask);
+        _cqes = (IoUringCqe*)(_cqRing + p.CqOff.Cqes);
+
+        // Identity SQ index array: slot i always holds SQE i.
+        uint* array = (uint*)(_sqRing + p.SqOff.Array);
+        for (uint i = 0; i < p.SqEntries; i++) array[i] = i;
+        _sqeTail = *_sqTail;
+
+        Probe();
+    }
+
+    /// <inheritdoc />
+    public RingEngine Engine => RingEngine.IoUring;
+
+    /// <inheritdoc />
+    public int SubmissionQueueSize { get; }
+
+    /// <inheritdoc />
+    public int CompletionQueueSize { get; }
+
+    /// <summary>The IORING_SETUP_* flags the kernel accepted.</summary>
+    public uint SetupFlags { get; }
+
+    /// <summary>The IORING_FEAT_* flags the kernel reported.</summary>
+    public uint Features { get; }
+
+    /// <summary>The ring's file descriptor.</summary>
+    public int RingFd => _ringFd;
+
+    /// <summary>Names of the accepted setup flags, for logs.</summary>
+    public string DescribeSetupFlags()
+    {
+        var names = new List<string>();
+        if ((SetupFlags & IORING_SETUP_CQSIZE) != 0) names.Add("CQSIZE");
+        if ((SetupFlags & IORING_SETUP_R_DISABLED) != 0) names.Add("R_DISABLED");
+        if ((SetupFlags & IORING_SETUP_SUBMIT_ALL) != 0) names.Add("SUBMIT_ALL");
+        if ((SetupFlags & IORING_SETUP_COOP_TASKRUN) != 0) names.Add("COOP_TASKRUN");
+        if ((SetupFlags & IORING_SETUP_SINGLE_ISSUER) != 0) names.Add("SINGLE_ISSUER");
+        if ((SetupFlags & IORING_SETUP_DEFER_TASKRUN) != 0) names.Add("DEFER_TASKRUN");
+        return string.Join('|', names);
+    }
+
+    /// <summary>
+    /// Creates a ring with <paramref name="entries"/> SQ entries and a 4x CQ. Setup flags the kernel
+    /// refuses (EINVAL) are dropped one at a time, newest first.
+    /// </summary>
+    /// <exception cref="RingException">io_uring_setup failed for another reason (ENOSYS, EPERM, ENOMEM...).</exception>
+    public static IoUringRing Create(int entries) => Create(new RingOptions { Engine = RingEngine.IoUring, Entries = entries });
+
+    internal static IoUringRing Create(RingOptions options)
+    {
+        uint entries = (uint)Math.Max(1, options.Entries);
+        uint optional = 0;
+        foreach (uint f in s_optionalSetupFlags) optional |= f;
+
+        int injected = options.InjectSetupErrno?.Invoke() ?? 0;
+        if (injected > 0) throw new RingException("io_uring_setup", injected);
+
+        IoUringParams p;
+        int fd;
+        int dropIndex = 0;
+        while (true)
+        {
+            p = default;
+            p.Flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP | optional;
+            p.CqEntries = entries * 4;
+            fd = (int)Libc.syscall(Libc.SYS_io_uring_setup, entries, (long)&p, 0, 0, 0, 0);
+            if (fd >= 0) break;
+            int errno = Libc.Errno;
+            if (errno == Errno.EINVAL && dropIndex < s_optionalSetupFlags.Length)
+            {
+                optional &= ~s_optionalSetupFlags[dropIndex++];
+                continue;
+            }
+            throw new RingException("io_uring_setup", errno);
+        }
+
+        // Blocking eventfd: io_uring polls it; a non-blocking one could complete with EAGAIN.
+        int wakeFd = Libc.eventfd(0, Linux.EFD_CLOEXEC);
+        if (wakeFd < 0)
+        {
+            int errno = Libc.Errno;
+            Libc.close(fd);
+            throw new RingException("eventfd", errno);
+        }
+        try
+        {
+            return new IoUringRing(fd, p, wakeFd);
+        }
+        catch
+        {
+            Libc.close(wakeFd);
+            Libc.close(fd);
+            throw;
+        }
+    }
+
+    private static byte* Map(int fd, nuint size, long offset, string what)
+    {
+        void* ptr = Libc.mmap(null, size, Linux.PROT_READ | Linux.PROT_WRITE, Linux.MAP_SHARED | Linux.MAP_POPULATE, fd, offset);
+        if (ptr == (void*)-1) throw new RingException(what, Libc.Errno);
+        return (byte*)ptr;
+    }
+
+    private void Probe()
+    {
+        const int opsLen = 256;
+        int size = 16 + opsLen * 8;
+        byte* probe = stackalloc byte[size];
+        new Span<byte>(probe, size).Clear();
+        if (Register(IORING_REGISTER_PROBE, probe, opsLen) < 0) return; // pre-5.6: leave all unsupported
+        int lastOp = probe[0];
+        int count = probe[1];
+        for (int i = 0; i < count && i <= lastOp; i++)
+        {
+            byte* op = probe + 16 + i * 8;
+            if ((*(ushort*)(op + 2) & IO_URING_OP_SUPPORTED) != 0) _supported[op[0]] = true;
+        }
+    }
+
+    /// <inheritdoc />
+    public bool Supports(IoUringOp opcode) => _supported[(byte)opcode];
+
+    /// <inheritdoc />
+    public void Enable()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_enabled) return;
+        if ((SetupFlags & IORING_SETUP_R_DISABLED) != 0)
+        {
+            int r = Register(IORING_REGISTER_ENABLE_RINGS, null, 0);
+            if (r < 0) throw new RingException("IORING_REGISTER_ENABLE_RINGS", r);
+        }
+        _enabled = true;
+        ArmWake();
+    }
+
+    private void ArmWake() => PrepareRead(_wakeFd, (byte*)s_wakeSink, sizeof(ulong), 0, WakeUserData);
+
+    /// <inheritdoc />
+    public void Wake()
+    {
+        ulong one = 1;
+        // EAGAIN cannot happen short of 2^64-2 unread wakes; EBADF only after dispose.
+        Libc.write(_wakeFd, &one, sizeof(ulong));
+    }
+
+    private int Register(uint opcode, void* arg, uint nrArgs) =>
+        Libc.Result(Libc.syscall(Libc.SYS_io_uring_register, _ringFd, opcode, (long)arg, nrArgs, 0, 0));
+
+    private int Enter(uint toSubmit, uint minComplete, uint flags, void* arg, nuint argSize) =>
+        Libc.Result(Libc.syscall(Libc.SYS_io_uring_enter, _ringFd, toSubmit, minComplete, flags, (long)arg, (long)argSize));
+
+    private uint Unsubmitted => _sqeTail - Volatile.Read(ref *_sqHead);
+
+    private int CompletionsReady => _backlogCount + (int)(Volatile.Read(ref *_cqTail) - *_cqHead);
+
+    /// <inheritdoc />
+    public int SubmitAndWait(int minComplete, int timeoutMs = -1)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        Volatile.Write(ref *_sqTail, _sqeTail); // release: SQE contents before the tail
+        uint toSubmit = Unsubmitted;
+        uint wait = minComplete > 0 && CompletionsReady < minComplete && timeoutMs != 0 ? (uint)minComplete : 0;
+
+        IoUringGeteventsArg arg = default;
+        KernelTimespec ts = default;
+        uint flags = IORING_ENTER_GETEVENTS; // always: DEFER_TASKRUN completions run only on GETEVENTS
+        void* argPtr = null;
+        nuint argSize = 0;
+        if (wait > 0 && timeoutMs > 0 && (Features & IORING_FEAT_EXT_ARG) != 0)
+        {
+            ts.TvSec = timeoutMs / 1000;
+            ts.TvNsec = (timeoutMs % 1000) * 1_000_000L;
+            arg.Ts = (ulong)&ts;
+            argPtr = &arg;
+            argSize = (nuint)sizeof(IoUringGeteventsArg);
+            flags |= IORING_ENTER_EXT_ARG;
+        }
+
+        int submitted = 0;
+        while (true)
+        {
+            int r = Enter(toSubmit, wait, flags, argPtr, argSize);
+            if (r >= 0)
+            {
+                submitted += r;
+                return submitted;
+            }
+            switch (-r)
+            {
+                case Errno.ETIME:
+                    return submitted;
+                case Errno.EINTR:
+                    if (wait > 0) return submitted; // a signal counts as a wake-up
+                    break;
+                case Errno.EBUSY:
+                case Errno.EAGAIN:
+                    // CQ is full (or the kernel is short of memory): make room, then retry without waiting.
+                    MoveCompletionsToBacklog();
+                    wait = 0;
+                    if (Unsubmitted == 0 && toSubmit > 0) return submitted;
+                    break;
+                default:
+                    return r;
+            }
+            toSubmit = Unsubmitted;
+        }
+    }
+
+    /// <inheritdoc />
+    public int DrainCompletions(Span<Completion> destination)
+    {
+        int n = 0;
+        while (n < destination.Length && _backlogCount > 0)
+        {
+            destination[n++] = _backlog[_backlogHead];
+            _backlogHead = (_backlogHead + 1) & (_backlog.Length - 1);
+            _backlogCount--;
+        }
+        n += DrainRing(destination.Slice(n));
+        if (n < destination.Length && (Volatile.Read(ref *_sqFlags) & IORING_SQ_CQ_OVERFLOW) != 0)
+        {
+            // The kernel holds overflowed CQEs (FEAT_NODROP); GETEVENTS flushes them into the CQ.
+            Enter(0, 0, IORING_ENTER_GETEVENTS, null, 0);
+            n += DrainRing(destination.Slice(n));
+        }
+        return n;
+    }
+
+    private int DrainRing(Span<Completion> destination)
+    {
+        uint head = *_cqHead;
+        uint tail = Volatile.Read(ref *_cqTail); // acquire: CQE contents after the tail
+        int n = 0;
+        bool rearmWake = false;
+        while (head != tail && n < destination.Length)
+        {
+            IoUringCqe* cqe = &_cqes[head & _cqMask];
+            head++;
+            if (cqe->UserData == WakeUserData)
+            {
+                rearmWake = true;
+                continue;
+            }
+            destination[n++] = Unsafe.As<IoUringCqe, Completion>(ref *cqe);
+        }
+        Volatile.Write(ref *_cqHead, head); // release: we are done reading those CQEs
+        if (rearmWake) ArmWake();
+        return n;
+    }
+
+    private void MoveCompletionsToBacklog()
+    {
+        uint head = *_cqHead;
+        uint tail = Volatile.Read(ref *_cqTail);
+        bool rearmWake = false;
+        while (head != tail)
+        {
+            IoUringCqe* cqe = &_cqes[head & _cqMask];
+            head++;
+            if (cqe->UserData == WakeUserData)
+            {
+                rearmWake = true;
+                continue;
+            }
+            if (_backlogCount == _backlog.Length) GrowBacklog();
+            _backlog[(_backlogHead + _backlogCount) & (_backlog.Length - 1)] = Unsafe.As<IoUringCqe, Completion>(ref *cqe);
+            _backlogCount++;
+        }
+        Volatile.Write(ref *_cqHead, head);
+        if (rearmWake) ArmWake();
+    }
+
+    private void GrowBacklog()
+    {
+        var bigger = new Completion[_backlog.Length * 2];
+        for (int i = 0; i < _backlogCount; i++) bigger[i] = _backlog[(_backlogHead + i) & (_backlog.Length - 1)];
+        _backlog = bigger;
+        _backlogHead = 0;
+    }
+
+    /// <summary>Next free SQE, zeroed. When the SQ is full, submits what it holds first.</summary>
+    private IoUringSqe* NextSqe()
+    {
+        while (_sqeTail - Volatile.Read(ref *_sqHead) >= (uint)SubmissionQueueSize)
+        {
+            int r = SubmitAndWait(0, 0);
+            if (r < 0) throw new RingException("io_uring_enter (SQ full)", r);
+            if (_sqeTail - Volatile.Read(ref *_sqHead) >= (uint)SubmissionQueueSize)
+                MoveCompletionsToBacklog(); // nothing was consumed: the kernel wants CQ room
+        }
+        IoUringSqe* sqe = &_sqes[_sqeTail & _sqMask];
+        *sqe = default;
+        _sqeTail++;
+        return sqe;
+    }
+
+    /// <inheritdoc />
+    public int RegisterBufferRing(ProvidedBufferRing buffers)
+    {
+        ArgumentNullException.ThrowIfNull(buffers);
+        IoUringBufReg reg = default;
+        reg.RingAddr = (ulong)buffers.RingAddress;
+        reg.RingEntries = (uint)buffers.BufferCount;
+        reg.Bgid = buffers.GroupId;
+        return Register(IORING_REGISTER_PBUF_RING, &reg, 1);
+    }
+
+    /// <inheritdoc />
+    public int UnregisterBufferRing(ProvidedBufferRing buffers)
+    {
+        ArgumentNullException.ThrowIfNull(buffers);
+        IoUringBufReg reg = default;
+        reg.Bgid = buffers.GroupId;
+        return Register(IORING_UNREGISTER_PBUF_RING, &reg, 1);
+    }
+
+    /// <inheritdoc />
+    public int RegisterBuffers(ReadOnlySpan<IoVec> buffers)
+    {
+        fixed (IoVec* iov = buffers)
+            return Register(IORING_REGISTER_BUFFERS, iov, (uint)buffers.Length);
+    }
+
+    /// <inheritdoc />
+    public int UnregisterBuffers() => Register(IORING_UNREGISTER_BUFFERS, null, 0);
+
+    /// <summary>Unmaps the rings and closes the ring and wake descriptors. Idempotent.</summary>
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        Libc.munmap(_sqes, _sqesSize);
+        if (_cqRing != _sqRing) Libc.munmap(_cqRing, _cqRingSize);
+        Libc.munmap(_sqRing, _sqRingSize);
+        Libc.close(_ringFd); // the kernel cancels what is still in flight
+        Libc.close(_wakeFd);
+    }
+}

@@ -1,0 +1,186 @@
+using Uring.Native.IoUring;
+
+namespace Uring.Native;
+
+/// <summary>Chooses an engine and creates rings.</summary>
+public static class RingFactory
+{
+    /// <summary>Opcodes the transport cannot do without. SEND_ZC is optional (used when present).</summary>
+    public static readonly IoUringOp[] RequiredOps =
+    [
+        IoUringOp.Nop, IoUringOp.Accept, IoUringOp.Recv, IoUringOp.Send, IoUringOp.SendMsg,
+        IoUringOp.Connect, IoUringOp.Read, IoUringOp.Close, IoUringOp.Shutdown,
+        IoUringOp.AsyncCancel, IoUringOp.PollAdd,
+    ];
+
+    /// <summary>
+    /// Creates a ring of the engine <see cref="Select"/> picks, not yet enabled: call
+    /// <see cref="IRing.Enable"/> on the thread that will own it.
+    /// </summary>
+    /// <exception cref="RingException">io_uring was demanded (option or environment) and cannot be set up.</exception>
+    public static IRing Create(RingOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        EngineSelection selection = Select(options);
+        return Create(selection.Engine, options);
+    }
+
+    /// <summary>Creates a ring of a known engine (IoUring or Epoll), as <see cref="Select"/> returned it.</summary>
+    public static IRing Create(RingEngine engine, RingOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return engine switch
+        {
+            RingEngine.IoUring => CreateIoUring(options),
+            RingEngine.Epoll => new EpollRing(options.Entries),
+            _ => throw new ArgumentOutOfRangeException(nameof(engine), engine, "Pass IoUring or Epoll; use Select to resolve Auto."),
+        };
+    }
+
+    private static IoUringRing CreateIoUring(RingOptions options)
+    {
+        try
+        {
+            return IoUringRing.Create(options);
+        }
+        catch (RingException e)
+        {
+            throw new RingException($"Engine=IoUring was requested, but {e.Message.Replace(" failed: ", " failed with ")}: {Explain(e.Errno)}", e.Errno);
+        }
+    }
+
+    /// <summary>
+    /// The engine these options lead to and why. <see cref="RingOptions.EngineEnvironmentVariable"/>
+    /// overrides <see cref="RingOptions.Engine"/>. Auto picks io_uring only if a ring can be set up,
+    /// a NOP round-trips, a provided-buffer ring registers and the probe lists every
+    /// <see cref="RequiredOps"/> opcode.
+    /// </summary>
+    /// <exception cref="ArgumentException">The environment variable holds an unknown value.</exception>
+    public static EngineSelection Select(RingOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        string? env = Environment.GetEnvironmentVariable(RingOptions.EngineEnvironmentVariable);
+        RingEngine requested = options.Engine;
+        string source = $"Engine={options.Engine} in options";
+        if (!string.IsNullOrWhiteSpace(env))
+        {
+            requested = ParseEngine(env);
+            source = $"{RingOptions.EngineEnvironmentVariable}={env.Trim()}";
+        }
+
+        switch (requested)
+        {
+            case RingEngine.Epoll:
+                return new EngineSelection(RingEngine.Epoll, $"epoll forced by {source}");
+            case RingEngine.IoUring:
+                return new EngineSelection(RingEngine.IoUring, $"io_uring forced by {source}");
+        }
+
+        string? problem = ProbeIoUring(options, out string detail);
+        return problem is null
+            ? new EngineSelection(RingEngine.IoUring, $"io_uring available ({detail})")
+            : new EngineSelection(RingEngine.Epoll, $"io_uring unusable, using epoll: {problem}");
+    }
+
+    /// <summary>Parses iouring / io_uring / epoll / auto, case-insensitive.</summary>
+    public static RingEngine ParseEngine(string value) => value.Trim().ToLowerInvariant() switch
+    {
+        "iouring" or "io_uring" or "io-uring" or "uring" => RingEngine.IoUring,
+        "epoll" => RingEngine.Epoll,
+        "auto" or "" => RingEngine.Auto,
+        _ => throw new ArgumentException(
+            $"{RingOptions.EngineEnvironmentVariable}='{value}' is not an engine; use iouring, epoll or auto.",
+            RingOptions.EngineEnvironmentVariable),
+    };
+
+    private static string? ProbeIoUring(RingOptions options, out string detail)
+    {
+        detail = "";
+        IoUringRing ring;
+        try
+        {
+            ring = IoUringRing.Create(new RingOptions { Entries = 8, InjectSetupErrno = options.InjectSetupErrno });
+        }
+        catch (RingException e)
+        {
+            return $"{e.Message}: {Explain(e.Errno)}";
+        }
+
+        // The probe ring lives on a thread of its own: SINGLE_ISSUER binds it to whoever enables it.
+        string? problem = null;
+        var thread = new Thread(() => problem = RoundTrip(ring)) { IsBackground = true, Name = "io_uring probe" };
+        thread.Start();
+        thread.Join();
+        if (problem is null)
+            detail = $"setup flags {ring.DescribeSetupFlags()}";
+        ring.Dispose();
+        return problem;
+    }
+
+    private static string? RoundTrip(IoUringRing ring)
+    {
+        try
+        {
+            ring.Enable();
+            var missing = RequiredOps.Where(op => !ring.Supports(op)).ToArray();
+            if (missing.Length > 0)
+                return $"the kernel lacks opcodes {string.Join(", ", missing.Select(o => "IORING_OP_" + o.ToString().ToUpperInvariant()))}";
+            if ((ring.Features & IoUringConstants.IORING_FEAT_FAST_POLL) == 0)
+                return "the kernel lacks IORING_FEAT_FAST_POLL (needs 5.7+)";
+
+            const ulong token = 0x4E4F50;
+            ring.PrepareNop(token);
+            int r = ring.SubmitAndWait(1, 2000);
+            Span<Completion> done = stackalloc Completion[4];
+            int n = ring.DrainCompletions(done);
+            if (r < 0) return $"io_uring_enter failed: {Errno.Describe(r)}";
+            if (n < 1 || done[0].UserData != token || done[0].Result != 0)
+                return "a NOP did not round-trip through io_uring_enter";
+
+            using var buffers = new ProvidedBufferRing(0x7FFF, 1, 64);
+            int reg = ring.RegisterBufferRing(buffers);
+            if (reg < 0) return $"IORING_REGISTER_PBUF_RING failed: {Errno.Describe(reg)} (provided-buffer rings need 5.19+)";
+            ring.UnregisterBufferRing(buffers);
+            return null;
+        }
+        catch (RingException e)
+        {
+            return e.Message;
+        }
+    }
+
+    /// <summary>What an io_uring_setup errno usually means, for operators.</summary>
+    internal static string Explain(int errno)
+    {
+        switch (Math.Abs(errno))
+        {
+            case Errno.ENOSYS:
+                return "this kernel has no io_uring (built without it, or older than 5.1); io_uring needs Linux 5.19+ here";
+            case Errno.EPERM:
+            case Errno.EACCES:
+                string sysctl = ReadSysctl("/proc/sys/kernel/io_uring_disabled");
+                return sysctl switch
+                {
+                    "2" => "kernel.io_uring_disabled=2 (io_uring disabled for every process)",
+                    "1" => "kernel.io_uring_disabled=1 (io_uring only for members of kernel.io_uring_group)",
+                    _ => $"kernel.io_uring_disabled={sysctl}; a seccomp filter (e.g. Docker's default profile) or an LSM is blocking io_uring",
+                };
+            case Errno.ENOMEM:
+                return "not enough locked memory (RLIMIT_MEMLOCK; kernels before 5.12 charge rings to it)";
+            case Errno.EINVAL:
+                return "the kernel rejected the ring parameters";
+            default:
+                return "io_uring_setup is not available";
+        }
+    }
+
+    private static string ReadSysctl(string path)
+    {
+        try
+        {
+            return File.Exists(path) ? File.ReadAllText(path).Trim() : "absent";
+        }
+        catch (IOException) { return "unreadable"; }
+        catch (UnauthorizedAccessException) { return "unreadable"; }
+    }
+}

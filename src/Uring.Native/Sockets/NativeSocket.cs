@@ -1,0 +1,115 @@
+using System.Net;
+using Uring.Native.Interop;
+
+namespace Uring.Native;
+
+/// <summary>
+/// Thin socket calls over raw file descriptors, used at the edges (listen, connect set-up, options).
+/// Throwing variants are for set-up; the data path goes through a ring.
+/// </summary>
+public static unsafe class NativeSocket
+{
+    /// <summary>Creates a non-blocking, close-on-exec stream socket for <paramref name="family"/>.</summary>
+    public static int CreateStream(int family)
+    {
+        int fd = Libc.socket(family, Linux.SOCK_STREAM | Linux.SOCK_NONBLOCK | Linux.SOCK_CLOEXEC, 0);
+        if (fd < 0) throw new RingException("socket", Libc.Errno);
+        return fd;
+    }
+
+    /// <summary>
+    /// Creates a listening socket bound to <paramref name="endPoint"/>. With <paramref name="reusePort"/>
+    /// several sockets may bind the same port and the kernel spreads connections among them.
+    /// </summary>
+    public static int Listen(EndPoint endPoint, int backlog, bool reusePort)
+    {
+        int fd = CreateStream(SockAddr.FamilyOf(endPoint));
+        try
+        {
+            if (endPoint is IPEndPoint ip)
+            {
+                SetOption(fd, Linux.SOL_SOCKET, Linux.SO_REUSEADDR, 1);
+                if (reusePort) SetOption(fd, Linux.SOL_SOCKET, Linux.SO_REUSEPORT, 1);
+                if (ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 && ip.Address.Equals(IPAddress.IPv6Any))
+                    SetOption(fd, Linux.IPPROTO_IPV6, Linux.IPV6_V6ONLY, 0); // dual-stack, as Kestrel does for [::]
+            }
+            Bind(fd, endPoint);
+            if (Libc.listen(fd, backlog) < 0) throw new RingException("listen", Libc.Errno);
+            return fd;
+        }
+        catch
+        {
+            Libc.close(fd);
+            throw;
+        }
+    }
+
+    /// <summary>Binds <paramref name="fd"/> to <paramref name="endPoint"/>.</summary>
+    public static void Bind(int fd, EndPoint endPoint)
+    {
+        byte* addr = stackalloc byte[SockAddr.MaxSize];
+        int len = SockAddr.Write(endPoint, new Span<byte>(addr, SockAddr.MaxSize));
+        if (Libc.bind(fd, addr, len) < 0)
+        {
+            int errno = Libc.Errno;
+            throw new RingException($"bind to {endPoint}", errno);
+        }
+    }
+
+    /// <summary>Sets an integer socket option; returns 0 or a negative errno.</summary>
+    public static int TrySetOption(int fd, int level, int name, int value) =>
+        Libc.setsockopt(fd, level, name, &value, sizeof(int)) < 0 ? -Libc.Errno : 0;
+
+    /// <summary>Sets an integer socket option or throws.</summary>
+    public static void SetOption(int fd, int level, int name, int value)
+    {
+        int r = TrySetOption(fd, level, name, value);
+        if (r < 0) throw new RingException($"setsockopt({level},{name})", r);
+    }
+
+    /// <summary>Reads an integer socket option; returns the value, or a negative errno.</summary>
+    public static int GetOption(int fd, int level, int name)
+    {
+        int value = 0, len = sizeof(int);
+        return Libc.getsockopt(fd, level, name, &value, &len) < 0 ? -Libc.Errno : value;
+    }
+
+    /// <summary>Sets SO_LINGER {on, 0} so that close sends RST instead of FIN.</summary>
+    public static int SetLingerZero(int fd)
+    {
+        int* linger = stackalloc int[2] { 1, 0 };
+        return Libc.setsockopt(fd, Linux.SOL_SOCKET, Linux.SO_LINGER, linger, 8) < 0 ? -Libc.Errno : 0;
+    }
+
+    /// <summary>The local address of a socket, or null.</summary>
+    public static EndPoint? GetLocalEndPoint(int fd)
+    {
+        byte* addr = stackalloc byte[SockAddr.MaxSize];
+        uint len = SockAddr.MaxSize;
+        return Libc.getsockname(fd, addr, &len) < 0 ? null : SockAddr.Read(new ReadOnlySpan<byte>(addr, (int)len));
+    }
+
+    /// <summary>The peer address of a socket, or null.</summary>
+    public static EndPoint? GetRemoteEndPoint(int fd)
+    {
+        byte* addr = stackalloc byte[SockAddr.MaxSize];
+        uint len = SockAddr.MaxSize;
+        return Libc.getpeername(fd, addr, &len) < 0 ? null : SockAddr.Read(new ReadOnlySpan<byte>(addr, (int)len));
+    }
+
+    /// <summary>shutdown(2); returns 0 or a negative errno.</summary>
+    public static int Shutdown(int fd, int how) => Libc.shutdown(fd, how) < 0 ? -Libc.Errno : 0;
+
+    /// <summary>close(2); returns 0 or a negative errno.</summary>
+    public static int Close(int fd) => Libc.close(fd) < 0 ? -Libc.Errno : 0;
+
+    /// <summary>Sets or clears O_NONBLOCK; returns 0 or a negative errno.</summary>
+    public static int SetNonBlocking(int fd, bool nonBlocking)
+    {
+        int flags = Libc.fcntl(fd, Linux.F_GETFL, 0);
+        if (flags < 0) return -Libc.Errno;
+        int wanted = nonBlocking ? flags | Linux.O_NONBLOCK : flags & ~Linux.O_NONBLOCK;
+        if (wanted == flags) return 0;
+        return Libc.fcntl(fd, Linux.F_SETFL, wanted) < 0 ? -Libc.Errno : 0;
+    }
+}
