@@ -58,6 +58,32 @@ public static class Errno
         var other => "errno " + other,
     };
 
+    /// <summary>The <see cref="System.Net.Sockets.SocketError"/> .NET reports for an errno (sign ignored).</summary>
+    public static System.Net.Sockets.SocketError ToSocketError(int errno) => Math.Abs(errno) switch
+    {
+        0 => System.Net.Sockets.SocketError.Success,
+        ECONNRESET => System.Net.Sockets.SocketError.ConnectionReset,
+        EPIPE => System.Net.Sockets.SocketError.Shutdown,
+        ECONNREFUSED => System.Net.Sockets.SocketError.ConnectionRefused,
+        ECONNABORTED => System.Net.Sockets.SocketError.ConnectionAborted,
+        ETIMEDOUT => System.Net.Sockets.SocketError.TimedOut,
+        ENETUNREACH => System.Net.Sockets.SocketError.NetworkUnreachable,
+        EHOSTUNREACH => System.Net.Sockets.SocketError.HostUnreachable,
+        ENETDOWN => System.Net.Sockets.SocketError.NetworkDown,
+        EADDRINUSE => System.Net.Sockets.SocketError.AddressAlreadyInUse,
+        EADDRNOTAVAIL => System.Net.Sockets.SocketError.AddressNotAvailable,
+        ECANCELED => System.Net.Sockets.SocketError.OperationAborted,
+        ENOTCONN => System.Net.Sockets.SocketError.NotConnected,
+        EACCES or EPERM => System.Net.Sockets.SocketError.AccessDenied,
+        ENOBUFS or ENOMEM => System.Net.Sockets.SocketError.NoBufferSpaceAvailable,
+        EMFILE or ENFILE => System.Net.Sockets.SocketError.TooManyOpenSockets,
+        EINVAL => System.Net.Sockets.SocketError.InvalidArgument,
+        EINPROGRESS => System.Net.Sockets.SocketError.InProgress,
+        EALREADY => System.Net.Sockets.SocketError.AlreadyInProgress,
+        EISCONN => System.Net.Sockets.SocketError.IsConnected,
+        _ => System.Net.Sockets.SocketError.SocketError,
+    };
+
     /// <summary>"EPERM (1)"-style text for an errno.</summary>
     public static string Describe(int errno) => $"{Name(errno)} ({Math.Abs(errno)})";
 }

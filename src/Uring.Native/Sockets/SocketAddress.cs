@@ -55,7 +55,7 @@ public static unsafe class SockAddr
                 return new IPEndPoint(address, BinaryPrimitives.ReadUInt16BigEndian(source.Slice(2)));
             case Linux.AF_UNIX:
                 var path = source.Slice(2);
-                if (path.Length == 0) return new UnixDomainSocketEndPoint(string.Empty.PadLeft(0));
+                if (path.Length == 0) return null; // unnamed (a client socket that never bound)
                 if (path[0] != 0)
                 {
                     int end = path.IndexOf((byte)0);

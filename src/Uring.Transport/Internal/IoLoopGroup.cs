@@ -1,0 +1,73 @@
+using System.IO.Pipelines;
+using Microsoft.Extensions.Logging;
+using Uring.Native;
+
+namespace Uring.Transport.Internal;
+
+/// <summary>The transport's I/O loops (one per <see cref="UringTransportOptions.RingCount"/>) and their shared memory pool.</summary>
+internal sealed class IoLoopGroup
+{
+    private int _next = -1;
+
+    private IoLoopGroup(IoLoop[] loops, PinnedBlockMemoryPool pool, PipeScheduler applicationScheduler, ILogger logger, EngineSelection selection)
+    {
+        Loops = loops;
+        Pool = pool;
+        ApplicationScheduler = applicationScheduler;
+        Logger = logger;
+        Selection = selection;
+    }
+
+    public IoLoop[] Loops { get; }
+
+    public PinnedBlockMemoryPool Pool { get; }
+
+    public PipeScheduler ApplicationScheduler { get; }
+
+    public ILogger Logger { get; }
+
+    public EngineSelection Selection { get; }
+
+    public IoLoop NextLoop() => Loops[(int)((uint)Interlocked.Increment(ref _next) % (uint)Loops.Length)];
+
+    public static async Task<IoLoopGroup> StartAsync(UringTransportOptions options, ILogger logger)
+    {
+        var ringOptions = new RingOptions
+        {
+            Engine = options.Engine,
+            Entries = options.RingEntries,
+            InjectSetupErrno = options.InjectSetupErrno,
+        };
+        EngineSelection selection = RingFactory.Select(ringOptions);
+
+        var loops = new IoLoop[options.RingCount];
+        for (int i = 0; i < loops.Length; i++)
+            loops[i] = new IoLoop(i, selection.Engine, ringOptions, options.ProvidedBufferCount, options.ProvidedBufferSize, logger);
+        try
+        {
+            await Task.WhenAll(loops.Select(l => l.StartAsync())).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            foreach (IoLoop loop in loops) loop.RequestStop();
+            await Task.WhenAll(loops.Select(l => l.Stopped)).ConfigureAwait(false);
+            throw new InvalidOperationException(
+                $"The Uring transport could not start its I/O loops on {selection.Engine} ({selection.Reason}): {e.Message}. " +
+                "Set UringTransportOptions.Engine (or URING_TRANSPORT_ENGINE) to Auto or Epoll to fall back to epoll.", e);
+        }
+
+        UringLog.EngineSelected(logger, selection.Engine, loops.Length, selection.Reason);
+        var pool = new PinnedBlockMemoryPool();
+        options.MemoryPoolCreated?.Invoke(pool);
+        PipeScheduler scheduler = options.UnsafePreferInlineScheduling ? PipeScheduler.Inline : PipeScheduler.ThreadPool;
+        return new IoLoopGroup(loops, pool, scheduler, logger, selection);
+    }
+
+    /// <summary>Stops every loop once its connections are gone (aborting stragglers after a grace period).</summary>
+    public async Task StopAsync()
+    {
+        foreach (IoLoop loop in Loops) loop.RequestStop();
+        await Task.WhenAll(Loops.Select(l => l.Stopped)).ConfigureAwait(false);
+        Pool.Dispose();
+    }
+}

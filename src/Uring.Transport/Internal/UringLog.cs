@@ -1,0 +1,53 @@
+using System.Net;
+using Microsoft.Extensions.Logging;
+using Uring.Native;
+
+namespace Uring.Transport.Internal;
+
+/// <summary>The transport's log events (category "Uring.Transport"); ids are stable.</summary>
+internal static partial class UringLog
+{
+    public const string Category = "Uring.Transport";
+
+    [LoggerMessage(1, LogLevel.Information, "Uring transport: engine {Engine}, {RingCount} I/O loop(s). {Reason}")]
+    public static partial void EngineSelected(ILogger logger, RingEngine engine, int ringCount, string reason);
+
+    [LoggerMessage(2, LogLevel.Debug, "Listening on {EndPoint} with {AcceptorCount} acceptor(s).")]
+    public static partial void ListenerBound(ILogger logger, EndPoint endPoint, int acceptorCount);
+
+    [LoggerMessage(3, LogLevel.Warning, "Accepting on {EndPoint} failed with {Error}; retrying in {DelayMs} ms.")]
+    public static partial void AcceptFailed(ILogger logger, EndPoint endPoint, string error, int delayMs);
+
+    [LoggerMessage(4, LogLevel.Debug, "I/O loop {LoopIndex} started on {Engine}: {Detail}.")]
+    public static partial void LoopStarted(ILogger logger, int loopIndex, RingEngine engine, string detail);
+
+    [LoggerMessage(10, LogLevel.Debug, "Connection {ConnectionId} accepted on loop {LoopIndex} from {RemoteEndPoint}.")]
+    public static partial void ConnectionAccepted(ILogger logger, string connectionId, int loopIndex, EndPoint? remoteEndPoint);
+
+    [LoggerMessage(11, LogLevel.Debug, "Connection {ConnectionId} received FIN.")]
+    public static partial void ConnectionReadFin(ILogger logger, string connectionId);
+
+    [LoggerMessage(12, LogLevel.Debug, "Connection {ConnectionId} was reset by the peer.")]
+    public static partial void ConnectionReset(ILogger logger, string connectionId);
+
+    [LoggerMessage(13, LogLevel.Debug, "Connection {ConnectionId} I/O error: {Error}.")]
+    public static partial void ConnectionError(ILogger logger, string connectionId, string error);
+
+    [LoggerMessage(14, LogLevel.Debug, "Connection {ConnectionId} aborted: {Reason}.")]
+    public static partial void ConnectionAborted(ILogger logger, string connectionId, string reason);
+
+    [LoggerMessage(15, LogLevel.Debug, "Connection {ConnectionId} closed.")]
+    public static partial void ConnectionClosed(ILogger logger, string connectionId);
+
+    [LoggerMessage(20, LogLevel.Error, "I/O loop {LoopIndex}: a completion handler failed; only its connection is affected.")]
+    public static partial void HandlerFailed(ILogger logger, int loopIndex, Exception error);
+
+    [LoggerMessage(21, LogLevel.Error, "I/O loop {LoopIndex}: a scheduled work item failed.")]
+    public static partial void WorkItemFailed(ILogger logger, int loopIndex, Exception error);
+
+    [LoggerMessage(22, LogLevel.Warning, "I/O loop {LoopIndex} stopped with {Count} connection(s) still open after {Seconds} s.")]
+    public static partial void LoopStopTimedOut(ILogger logger, int loopIndex, int count, int seconds);
+
+    [LoggerMessage(23, LogLevel.Error, "I/O loop {LoopIndex}: io_uring_enter failed with {Error}.")]
+    public static partial void SubmitFailed(ILogger logger, int loopIndex, string error);
+}

@@ -1,0 +1,42 @@
+namespace Uring.Transport.Internal;
+
+/// <summary>What an in-flight operation was for; the low byte of its user_data.</summary>
+internal enum OpKind : byte
+{
+    Accept = 1,
+    Recv = 2,
+    Send = 3,
+    Shutdown = 4,
+    Cancel = 5,
+    Close = 6,
+    Connect = 7,
+}
+
+/// <summary>
+/// user_data layout: generation (32 bits) | slot (24 bits) | op kind (8 bits). A completion whose
+/// generation no longer matches its slot belongs to a previous owner and is ignored (after
+/// returning any provided buffer it carries), so a raw fd is never needed to route completions.
+/// </summary>
+internal static class UserData
+{
+    public const int MaxSlots = 1 << 24;
+
+    public static ulong Encode(OpKind kind, int slot, uint generation) =>
+        ((ulong)generation << 32) | ((ulong)(uint)slot << 8) | (byte)kind;
+
+    public static OpKind Kind(ulong userData) => (OpKind)(byte)userData;
+
+    public static int Slot(ulong userData) => (int)((userData >> 8) & 0xFFFFFF);
+
+    public static uint Generation(ulong userData) => (uint)(userData >> 32);
+}
+
+/// <summary>Something a loop routes completions to: a connection, an acceptor.</summary>
+internal interface ICompletionHandler
+{
+    /// <summary>Handles one completion, on the loop thread.</summary>
+    void OnCompletion(OpKind kind, in Uring.Native.Completion completion);
+
+    /// <summary>A handler call threw: end this handler's work (the loop goes on).</summary>
+    void OnHandlerFault(Exception error);
+}

@@ -1,0 +1,96 @@
+using System.Net;
+using System.Net.Sockets;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Uring.Transport.Internal;
+
+namespace Uring.Transport;
+
+/// <summary>
+/// Kestrel's listener factory for the io_uring transport: binds TCP (IPv4/IPv6, port 0 included),
+/// Unix domain sockets and inherited file handles, and serves them on per-core I/O loops.
+/// </summary>
+public sealed class UringTransportFactory : IConnectionListenerFactory, IConnectionListenerFactorySelector
+{
+    private readonly UringTransportOptions _options;
+    private readonly ILogger _logger;
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private IoLoopGroup? _group;
+    private int _listeners;
+
+    /// <summary>Creates the factory. Invalid options throw <see cref="OptionsValidationException"/> naming the option.</summary>
+    public UringTransportFactory(IOptions<UringTransportOptions> options, ILoggerFactory loggerFactory)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(loggerFactory);
+        _options = options.Value;
+        ValidateOptionsResult validation = new UringTransportOptionsValidator().Validate(Options.DefaultName, _options);
+        if (validation.Failed)
+            throw new OptionsValidationException(Options.DefaultName, typeof(UringTransportOptions), validation.Failures);
+        _logger = loggerFactory.CreateLogger(UringLog.Category);
+    }
+
+    /// <inheritdoc />
+    public bool CanBind(EndPoint endpoint) => endpoint switch
+    {
+        IPEndPoint => true,
+        UnixDomainSocketEndPoint => true,
+        FileHandleEndPoint => true,
+        _ => false,
+    };
+
+    /// <inheritdoc />
+    public async ValueTask<IConnectionListener> BindAsync(EndPoint endpoint, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(endpoint);
+        if (!CanBind(endpoint))
+            throw new NotSupportedException($"The Uring transport cannot bind {endpoint.GetType().Name}.");
+
+        IoLoopGroup group = await AcquireGroupAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var listener = new UringConnectionListener(group, endpoint, _options, ReleaseGroupAsync);
+            listener.Bind();
+            return listener;
+        }
+        catch
+        {
+            await ReleaseGroupAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    private async Task<IoLoopGroup> AcquireGroupAsync(CancellationToken cancellationToken)
+    {
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            _group ??= await IoLoopGroup.StartAsync(_options, _logger).ConfigureAwait(false);
+            _listeners++;
+            return _group;
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    private async ValueTask ReleaseGroupAsync()
+    {
+        await _gate.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            if (--_listeners == 0 && _group is not null)
+            {
+                IoLoopGroup group = _group;
+                _group = null;
+                await group.StopAsync().ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+}

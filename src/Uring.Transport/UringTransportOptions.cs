@@ -1,0 +1,63 @@
+using Uring.Native;
+
+namespace Uring.Transport;
+
+/// <summary>Options for the io_uring transport. Validated when the transport starts.</summary>
+public sealed class UringTransportOptions
+{
+    /// <summary>
+    /// Which engine drives the I/O loops. The environment variable <c>URING_TRANSPORT_ENGINE</c>
+    /// (<c>iouring</c>, <c>epoll</c>, <c>auto</c>) overrides it. Default: <see cref="RingEngine.Auto"/>
+    /// (io_uring when the kernel offers everything needed, otherwise epoll, logged once).
+    /// </summary>
+    public RingEngine Engine { get; set; } = RingEngine.Auto;
+
+    /// <summary>Number of I/O loops (threads, each with its own ring), at least 1. Default: <see cref="Environment.ProcessorCount"/>.</summary>
+    public int RingCount { get; set; } = Environment.ProcessorCount;
+
+    /// <summary>Submission queue entries per ring (power of two, 8 to 32768; the completion queue gets 4x). Default: 512.</summary>
+    public int RingEntries { get; set; } = 512;
+
+    /// <summary>Size in bytes of each provided receive buffer (512 to 1 MiB). Default: 8192.</summary>
+    public int ProvidedBufferSize { get; set; } = 8192;
+
+    /// <summary>Provided receive buffers per ring (power of two, 1 to 32768). Default: 512.</summary>
+    public int ProvidedBufferCount { get; set; } = 512;
+
+    /// <summary>Disables Nagle's algorithm (TCP_NODELAY) on every TCP connection. Default: true.</summary>
+    public bool NoDelay { get; set; } = true;
+
+    /// <summary>Maximum length of the pending-connection queue of each listening socket (at least 1). Default: 512.</summary>
+    public int Backlog { get; set; } = 512;
+
+    /// <summary>
+    /// Bytes the transport buffers from a connection before it stops receiving, until the application
+    /// reads half of it. Null means no limit. Default: 1 MiB.
+    /// </summary>
+    public long? MaxReadBufferSize { get; set; } = 1024 * 1024;
+
+    /// <summary>
+    /// Bytes the application may have buffered for sending before its flushes wait, until half is sent.
+    /// Null means no limit. Default: 64 KiB.
+    /// </summary>
+    public long? MaxWriteBufferSize { get; set; } = 64 * 1024;
+
+    /// <summary>
+    /// Runs application code (request processing) inline on the I/O loop threads instead of the thread pool.
+    /// Faster, but any blocking in application code stalls every connection of that loop. Default: false.
+    /// </summary>
+    public bool UnsafePreferInlineScheduling { get; set; }
+
+    /// <summary>
+    /// Gives each I/O loop its own TCP listening socket (SO_REUSEPORT), so the kernel spreads new
+    /// connections across loops. When false, one loop accepts and hands connections out round-robin.
+    /// Unix sockets and inherited handles always use one accepting loop. Default: true.
+    /// </summary>
+    public bool ListenerSharding { get; set; } = true;
+
+    /// <summary>Test hook: observes the transport's memory pool.</summary>
+    internal Action<Internal.PinnedBlockMemoryPool>? MemoryPoolCreated { get; set; }
+
+    /// <summary>Test hook: forwarded to <see cref="RingOptions"/> to simulate a refused io_uring_setup.</summary>
+    internal Func<int>? InjectSetupErrno { get; set; }
+}

@@ -1,0 +1,33 @@
+using Microsoft.Extensions.Options;
+
+namespace Uring.Transport;
+
+/// <summary>Checks <see cref="UringTransportOptions"/> at start-up; each failure names the option.</summary>
+internal sealed class UringTransportOptionsValidator : IValidateOptions<UringTransportOptions>
+{
+    public ValidateOptionsResult Validate(string? name, UringTransportOptions o)
+    {
+        var failures = new List<string>();
+        void Check(bool ok, string message)
+        {
+            if (!ok) failures.Add(message);
+        }
+        static bool PowerOfTwo(int v) => v > 0 && (v & (v - 1)) == 0;
+
+        Check(Enum.IsDefined(o.Engine), $"UringTransportOptions.Engine must be Auto, IoUring or Epoll (was {(int)o.Engine}).");
+        Check(o.RingCount >= 1 && o.RingCount <= 1024, $"UringTransportOptions.RingCount must be between 1 and 1024 (was {o.RingCount}).");
+        Check(PowerOfTwo(o.RingEntries) && o.RingEntries >= 8 && o.RingEntries <= 32768,
+            $"UringTransportOptions.RingEntries must be a power of two between 8 and 32768 (was {o.RingEntries}).");
+        Check(o.ProvidedBufferSize >= 512 && o.ProvidedBufferSize <= 1024 * 1024,
+            $"UringTransportOptions.ProvidedBufferSize must be between 512 and 1048576 bytes (was {o.ProvidedBufferSize}).");
+        Check(PowerOfTwo(o.ProvidedBufferCount) && o.ProvidedBufferCount <= 32768,
+            $"UringTransportOptions.ProvidedBufferCount must be a power of two between 1 and 32768 (was {o.ProvidedBufferCount}).");
+        Check(o.Backlog >= 1, $"UringTransportOptions.Backlog must be at least 1 (was {o.Backlog}).");
+        Check(o.MaxReadBufferSize is null || o.MaxReadBufferSize >= 0,
+            $"UringTransportOptions.MaxReadBufferSize must be null or non-negative (was {o.MaxReadBufferSize}).");
+        Check(o.MaxWriteBufferSize is null || o.MaxWriteBufferSize >= 0,
+            $"UringTransportOptions.MaxWriteBufferSize must be null or non-negative (was {o.MaxWriteBufferSize}).");
+
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+}
