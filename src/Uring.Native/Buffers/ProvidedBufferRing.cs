@@ -55,9 +55,6 @@ public sealed unsafe class ProvidedBufferRing : IDisposable
     /// <summary>Address of the ring entries, for IORING_REGISTER_PBUF_RING.</summary>
     public nint RingAddress => (nint)_memory;
 
-    /// <summary>Buffers currently handed out to the kernel (or the emulation) and not yet consumed.</summary>
-    public int Provided => (ushort)(_tail - _emulatedHead);
-
     /// <summary>The start of buffer <paramref name="bufferId"/>.</summary>
     public byte* GetBuffer(ushort bufferId)
     {
@@ -105,9 +102,6 @@ public sealed unsafe class ProvidedBufferRing : IDisposable
         _emulatedHead++;
         return true;
     }
-
-    /// <summary>Kernel side consumption is invisible to us; the io_uring ring calls this per completion so <see cref="Provided"/> stays true.</summary>
-    internal void NoteConsumed() => _emulatedHead++;
 
     /// <summary>Frees the memory. Unregister from the ring first.</summary>
     public void Dispose()

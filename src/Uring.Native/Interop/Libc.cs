@@ -104,10 +104,31 @@ internal struct PollFd
     public short REvents;
 }
 
-// struct epoll_event is packed on x86_64 (12 bytes) and naturally aligned (16 bytes) elsewhere.
-[StructLayout(LayoutKind.Sequential, Pack = 4)]
-internal struct EpollEvent
+// struct epoll_event is packed on x86 (12 bytes) and naturally aligned (16 bytes) elsewhere, so
+// the data field's offset and the array stride are chosen at run time.
+[StructLayout(LayoutKind.Explicit, Size = 16)]
+internal unsafe struct EpollEvent
 {
-    public uint Events;
-    public ulong Data;
+    private static readonly bool s_packed =
+        RuntimeInformation.ProcessArchitecture is Architecture.X64 or Architecture.X86;
+
+    [FieldOffset(0)] public uint Events;
+    [FieldOffset(4)] private ulong _dataPacked;
+    [FieldOffset(8)] private ulong _dataAligned;
+
+    /// <summary>Bytes between array elements as the kernel lays them out.</summary>
+    public static int Stride => s_packed ? 12 : 16;
+
+    public ulong Data
+    {
+        readonly get => s_packed ? _dataPacked : _dataAligned;
+        set
+        {
+            if (s_packed) _dataPacked = value;
+            else _dataAligned = value;
+        }
+    }
+
+    /// <summary>Element <paramref name="index"/> of an array the kernel filled.</summary>
+    public static EpollEvent* At(EpollEvent* array, int index) => (EpollEvent*)((byte*)array + (nint)index * Stride);
 }

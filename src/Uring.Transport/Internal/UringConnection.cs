@@ -18,9 +18,9 @@ namespace Uring.Transport.Internal;
 /// only on the loop thread.
 /// </summary>
 /// <remarks>
-/// Close order: shutdown/cancel, wait until neither a recv nor a send is in flight, close the fd,
-/// then free the slot. Send memory (pipe segments, iovecs) is never released while the kernel
-/// may still read it.
+/// Close order: cancel what is in flight (by user_data), wait until neither a recv nor a send is
+/// in flight, close the fd (FIN, or RST after an abort), then free the slot. Send memory (pipe
+/// segments, iovecs) is never released while the kernel may still read it.
 /// </remarks>
 internal sealed partial class UringConnection : ConnectionContext, ICompletionHandler, IValueTaskSource<int>
 {
@@ -133,7 +133,7 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
             case OpKind.Close:
                 OnClosed();
                 break;
-            // Shutdown and cancel results need no action: the ops they affect report for themselves.
+            // Cancel results need no action: the ops they cancel report for themselves.
         }
     }
 
@@ -390,7 +390,7 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
         BeginClose();
     }
 
-    /// <summary>Stops both directions: FIN (or RST when aborted) once nothing is in flight.</summary>
+    /// <summary>Stops both directions: close (FIN, or RST when aborted) once nothing is in flight.</summary>
     private void BeginClose()
     {
         if (!_closing)
@@ -401,10 +401,11 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
                 // Aborted, reset or failed: stop the sender. Pending data cannot be delivered.
                 _output.Reader.CancelPendingRead();
             }
-            if (_recvArmed || _sendInFlight)
-                _loop.Ring.PrepareCancelFd(_fd, all: true, Token(OpKind.Cancel));
-            if (!_aborted && _writeDone && _shutdownReason is null)
-                _loop.Ring.PrepareShutdown(_fd, Linux.SHUT_WR, Token(OpKind.Shutdown)); // graceful: FIN
+            // Cancel by user_data, never by fd: a cancel or shutdown naming the fd can run in a kernel
+            // worker after the close, when the number may already belong to another connection.
+            // No shutdown either: once nothing is in flight, close itself sends the FIN.
+            if (_recvArmed) _loop.Ring.PrepareCancel(Token(OpKind.Recv), Token(OpKind.Cancel));
+            if (_sendInFlight) _loop.Ring.PrepareCancel(Token(OpKind.Send), Token(OpKind.Cancel));
         }
         TryClose();
     }

@@ -1,0 +1,155 @@
+using System.Diagnostics;
+
+namespace Uring.Native.Tests;
+
+public sealed class RingBasicsTests
+{
+    [Theory]
+    [InlineData(RingEngine.IoUring)]
+    [InlineData(RingEngine.Epoll)]
+    public void Nop_round_trips(RingEngine engine)
+    {
+        const ulong UserData = 0x0123_4567_89ab_cdefUL;
+        using var driver = RingDriver.Create(engine);
+
+        driver.Ring.PrepareNop(UserData);
+        driver.WaitFor(UserData, "the NOP");
+        driver.PumpFor(20);
+
+        var nop = driver.Single(UserData);
+        Assert.Equal(0, nop.Result);
+        Assert.False(nop.HasMore);
+        Assert.Single(driver.Seen);
+    }
+
+    [Theory]
+    [InlineData(RingEngine.IoUring)]
+    [InlineData(RingEngine.Epoll)]
+    public void Wake_interrupts_SubmitAndWait_without_a_user_completion(RingEngine engine)
+    {
+        using var driver = RingDriver.Create(engine);
+        var ring = driver.Ring;
+
+        // Twice: the wake's eventfd read must re-arm itself after the first wake.
+        for (int round = 1; round <= 2; round++)
+        {
+            bool wakeIssued = false;
+            var waker = PeerThread.Start("waker", () =>
+            {
+                Thread.Sleep(100);
+                Volatile.Write(ref wakeIssued, true);
+                ring.Wake();
+            });
+
+            var clock = Stopwatch.StartNew();
+            int result = ring.SubmitAndWait(1, 10_000);
+            clock.Stop();
+            bool returnedAfterWake = Volatile.Read(ref wakeIssued);
+            waker.Join();
+
+            Assert.True(result >= 0, $"Round {round}: SubmitAndWait returned {Errno.Describe(result)}.");
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5),
+                $"Round {round}: SubmitAndWait returned after {clock.ElapsedMilliseconds} ms; Wake() was called at ~100 ms.");
+            Assert.True(returnedAfterWake,
+                $"Round {round}: SubmitAndWait returned after {clock.ElapsedMilliseconds} ms, before Wake() was called, with nothing to complete.");
+            driver.Drain();
+            Assert.True(driver.Seen.Count == 0, $"Round {round}: the wake produced a user completion. {driver.History()}");
+        }
+    }
+
+    [Theory]
+    [InlineData(RingEngine.IoUring)]
+    [InlineData(RingEngine.Epoll)]
+    public void Wake_before_the_wait_is_not_lost(RingEngine engine)
+    {
+        // The loop checks its queue, then sleeps: a producer's wake landing in between must still end that sleep.
+        using var driver = RingDriver.Create(engine);
+        var ring = driver.Ring;
+        ring.Submit();
+
+        var waker = PeerThread.Start("waker", ring.Wake);
+        waker.Join();
+
+        var clock = Stopwatch.StartNew();
+        int result = ring.SubmitAndWait(1, 10_000);
+        clock.Stop();
+
+        Assert.True(result >= 0, $"SubmitAndWait returned {Errno.Describe(result)}.");
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5),
+            $"A Wake() issued before SubmitAndWait was lost: the wait lasted {clock.ElapsedMilliseconds} ms.");
+        driver.Drain();
+        Assert.True(driver.Seen.Count == 0, $"The wake produced a user completion. {driver.History()}");
+    }
+
+    [Theory]
+    [InlineData(RingEngine.IoUring)]
+    [InlineData(RingEngine.Epoll)]
+    public void Full_submission_queue_submits_automatically_and_loses_nothing(RingEngine engine)
+    {
+        const int Count = 100;
+        const ulong Base = 0x9000;
+        using var driver = RingDriver.Create(engine, entries: 4);
+        Assert.Equal(4, driver.Ring.SubmissionQueueSize);
+
+        // 100 NOPs through a 4-entry SQ: every 4th prepare must submit. On io_uring the 16-entry CQ
+        // overflows as well, and the kernel's overflow list must be flushed, not dropped.
+        for (int i = 0; i < Count; i++)
+            driver.Ring.PrepareNop(Base + (ulong)i);
+
+        driver.PumpUntil(() => driver.Seen.Select(c => c.UserData).Distinct().Count() >= Count, $"{Count} distinct NOP completions");
+        driver.PumpFor(50);
+
+        var byUserData = driver.Seen.GroupBy(c => c.UserData).ToDictionary(g => g.Key, g => g.ToList());
+        for (int i = 0; i < Count; i++)
+        {
+            ulong ud = Base + (ulong)i;
+            Assert.True(byUserData.TryGetValue(ud, out var list) && list.Count == 1,
+                $"NOP 0x{ud:x} completed {(list?.Count ?? 0)} times. {driver.History(200)}");
+            Assert.Equal(0, list![0].Result);
+        }
+        Assert.Equal(Count, driver.Seen.Count);
+    }
+
+    [Theory]
+    [InlineData(RingEngine.IoUring, 8)]
+    [InlineData(RingEngine.IoUring, 64)]
+    [InlineData(RingEngine.IoUring, 256)]
+    [InlineData(RingEngine.Epoll, 8)]
+    [InlineData(RingEngine.Epoll, 64)]
+    [InlineData(RingEngine.Epoll, 256)]
+    public void Completion_queue_is_four_times_the_submission_queue(RingEngine engine, int entries)
+    {
+        using var driver = RingDriver.Create(engine, entries);
+
+        Assert.Equal(entries, driver.Ring.SubmissionQueueSize);
+        Assert.Equal(4 * driver.Ring.SubmissionQueueSize, driver.Ring.CompletionQueueSize);
+    }
+
+    [Theory]
+    [InlineData(RingEngine.IoUring)]
+    [InlineData(RingEngine.Epoll)]
+    public void Probe_reports_recv(RingEngine engine)
+    {
+        using var driver = RingDriver.Create(engine);
+        var ring = driver.Ring;
+
+        Assert.True(ring.Supports(IoUringOp.Recv));
+        if (engine == RingEngine.IoUring)
+        {
+            foreach (var op in new[] { IoUringOp.Accept, IoUringOp.SendMsg, IoUringOp.SendZc, IoUringOp.Connect, IoUringOp.AsyncCancel, IoUringOp.Shutdown })
+                Assert.True(ring.Supports(op), $"io_uring on this 6.18 kernel should support {op}.");
+        }
+    }
+
+    [Theory]
+    [InlineData(RingEngine.IoUring)]
+    [InlineData(RingEngine.Epoll)]
+    public void Supports_every_operation_the_transport_requires(RingEngine engine)
+    {
+        using var driver = RingDriver.Create(engine);
+
+        var missing = RingFactory.RequiredOps.Where(op => !driver.Ring.Supports(op)).ToList();
+
+        Assert.True(missing.Count == 0, $"{engine} does not support: {string.Join(", ", missing)}.");
+    }
+}
