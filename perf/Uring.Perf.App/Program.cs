@@ -1,0 +1,253 @@
+// TechEmpower-style benchmark app for Uring.Transport.
+//
+//   GET /plaintext -> "Hello, World!"                 text/plain
+//   GET /json      -> {"message":"Hello, World!"}    application/json (source-generated System.Text.Json)
+//   anything else  -> 404
+//
+// Usage: Uring.Perf.App [--transport sockets|uring|uring-epoll] [--inline] [--urls URLS] [--rings N]
+
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.Options;
+using Uring.Native;
+using Uring.Transport;
+
+namespace Uring.Perf.App;
+
+public static class Program
+{
+    private const string Usage =
+        "usage: Uring.Perf.App [--transport sockets|uring|uring-epoll] [--inline] [--urls URLS] [--rings N]\n" +
+        "  --transport  sockets = Kestrel's Sockets transport; uring = io_uring transport (engine Auto);\n" +
+        "               uring-epoll = io_uring transport forced onto its epoll engine. Default: uring.\n" +
+        "  --inline     run request processing inline on the I/O threads (UnsafePreferInlineScheduling).\n" +
+        "  --urls       semicolon-separated listen URLs. Default: http://127.0.0.1:5000\n" +
+        "  --rings N    uring: RingCount (I/O loops); sockets: IOQueueCount. Default: transport's own.";
+
+    private sealed record Settings(string Transport, bool Inline, string Urls, int? Rings);
+
+    public static async Task<int> Main(string[] args)
+    {
+        Settings settings;
+        try
+        {
+            Settings? parsed = ParseArgs(args);
+            if (parsed is null)
+            {
+                Console.WriteLine(Usage);
+                return 0;
+            }
+            settings = parsed;
+        }
+        catch (ArgumentException ex)
+        {
+            Console.Error.WriteLine($"error: {ex.Message}");
+            Console.Error.WriteLine(Usage);
+            return 2;
+        }
+
+        // Command-line args are parsed here, not handed to the host's configuration.
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
+
+        builder.Logging.ClearProviders();
+        builder.Logging.AddSimpleConsole(o =>
+        {
+            o.SingleLine = true;
+            o.TimestampFormat = "HH:mm:ss.fff ";
+        });
+        // Everything off (also overriding any Logging:LogLevel:Default from the environment), except
+        // the transport's own start-up events (engine chosen and why) and the host's lifetime lines.
+        builder.Logging.SetMinimumLevel(LogLevel.None);
+        builder.Logging.AddFilter((string?)null, LogLevel.None);
+        builder.Logging.AddFilter("Uring.Transport", LogLevel.Information);
+        builder.Logging.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Information);
+
+        builder.WebHost.UseUrls(settings.Urls);
+        builder.WebHost.ConfigureKestrel(o =>
+        {
+            o.AddServerHeader = false;
+            o.AllowSynchronousIO = false;
+        });
+
+        bool uring = settings.Transport != "sockets";
+        if (uring)
+        {
+            builder.WebHost.UseUringTransport(o =>
+            {
+                o.Engine = settings.Transport == "uring-epoll" ? RingEngine.Epoll : RingEngine.Auto;
+                if (settings.Inline)
+                {
+                    o.UnsafePreferInlineScheduling = true;
+                }
+                if (settings.Rings is int rings)
+                {
+                    o.RingCount = rings;
+                }
+            });
+        }
+        else if (settings.Inline || settings.Rings is not null)
+        {
+            builder.WebHost.UseSockets(o =>
+            {
+                if (settings.Inline)
+                {
+                    o.UnsafePreferInlineScheduling = true;
+                }
+                if (settings.Rings is int rings)
+                {
+                    o.IOQueueCount = rings;
+                }
+            });
+        }
+
+        var app = builder.Build();
+        app.Run(Handle);
+
+        Console.WriteLine($"PID {Environment.ProcessId}");
+        Console.WriteLine($"transport {(uring ? "uring" : "sockets")}");
+        if (uring)
+        {
+            var options = app.Services.GetRequiredService<IOptions<UringTransportOptions>>().Value;
+            string? envEngine = Environment.GetEnvironmentVariable("URING_TRANSPORT_ENGINE");
+            Console.WriteLine($"engine requested {options.Engine}" +
+                (string.IsNullOrEmpty(envEngine) ? "" : $" (URING_TRANSPORT_ENGINE={envEngine} overrides)") +
+                "; engine chosen: see the Uring.Transport log line");
+            Console.WriteLine($"rings {options.RingCount}");
+        }
+        Console.WriteLine($"inline {settings.Inline}");
+
+        await app.StartAsync();
+
+        var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses;
+        Console.WriteLine($"listening on {(addresses is { Count: > 0 } ? string.Join(';', addresses) : settings.Urls)}");
+
+        await app.WaitForShutdownAsync();
+        return 0;
+    }
+
+    /// <summary>Parses the command line; null means help was asked for. Throws ArgumentException on bad input.</summary>
+    private static Settings? ParseArgs(string[] args)
+    {
+        string transport = "uring";
+        bool inline = false;
+        string urls = "http://127.0.0.1:5000";
+        int? rings = null;
+
+        for (int i = 0; i < args.Length; i++)
+        {
+            string arg = args[i];
+            string name = arg;
+            string? value = null;
+            int eq = arg.IndexOf('=');
+            if (arg.StartsWith("--", StringComparison.Ordinal) && eq > 0)
+            {
+                name = arg[..eq];
+                value = arg[(eq + 1)..];
+            }
+
+            string TakeValue()
+            {
+                if (value is not null)
+                {
+                    return value;
+                }
+                if (i + 1 >= args.Length)
+                {
+                    throw new ArgumentException($"{name} needs a value");
+                }
+                return args[++i];
+            }
+
+            switch (name)
+            {
+                case "-h":
+                case "--help":
+                    return null;
+                case "--transport":
+                    transport = TakeValue();
+                    if (transport is not ("sockets" or "uring" or "uring-epoll"))
+                    {
+                        throw new ArgumentException($"unknown transport '{transport}' (expected sockets, uring or uring-epoll)");
+                    }
+                    break;
+                case "--inline":
+                    if (value is not null)
+                    {
+                        throw new ArgumentException("--inline takes no value");
+                    }
+                    inline = true;
+                    break;
+                case "--urls":
+                    urls = TakeValue();
+                    if (string.IsNullOrWhiteSpace(urls))
+                    {
+                        throw new ArgumentException("--urls must not be empty");
+                    }
+                    break;
+                case "--rings":
+                    string text = TakeValue();
+                    if (!int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int n) || n < 1)
+                    {
+                        throw new ArgumentException($"--rings needs a positive integer, got '{text}'");
+                    }
+                    rings = n;
+                    break;
+                default:
+                    throw new ArgumentException($"unknown argument '{arg}'");
+            }
+        }
+
+        return new Settings(transport, inline, urls, rings);
+    }
+
+    // ---- request handling -------------------------------------------------------------------
+
+    private static readonly byte[] s_plaintextBody = Encoding.UTF8.GetBytes("Hello, World!");
+
+    private static Task Handle(HttpContext context)
+    {
+        var request = context.Request;
+        var response = context.Response;
+        if (HttpMethods.IsGet(request.Method))
+        {
+            string? path = request.Path.Value;
+            if (string.Equals(path, "/plaintext", StringComparison.Ordinal))
+            {
+                return Write(response, "text/plain", s_plaintextBody);
+            }
+            if (string.Equals(path, "/json", StringComparison.Ordinal))
+            {
+                // Serialized per request (TechEmpower rule), through the source-generated context.
+                byte[] body = JsonSerializer.SerializeToUtf8Bytes(new JsonMessage("Hello, World!"), AppJsonContext.Default.JsonMessage);
+                return Write(response, "application/json", body);
+            }
+        }
+
+        response.StatusCode = StatusCodes.Status404NotFound;
+        response.ContentLength = 0;
+        return Task.CompletedTask;
+    }
+
+    private static Task Write(HttpResponse response, string contentType, byte[] body)
+    {
+        response.StatusCode = StatusCodes.Status200OK;
+        response.ContentType = contentType;
+        response.ContentLength = body.Length;
+
+        // Copy into the response pipe; Kestrel flushes when the request completes.
+        var writer = response.BodyWriter;
+        body.CopyTo(writer.GetSpan(body.Length));
+        writer.Advance(body.Length);
+        return Task.CompletedTask;
+    }
+}
+
+public readonly record struct JsonMessage([property: JsonPropertyName("message")] string Message);
+
+[JsonSerializable(typeof(JsonMessage))]
+internal sealed partial class AppJsonContext : JsonSerializerContext
+{
+}
