@@ -21,7 +21,7 @@ public sealed unsafe partial class EpollRing : IRing
 {
     private const int MaxEntries = 32768;        // IORING_MAX_ENTRIES
     private const int EventBatch = 256;          // epoll events harvested per epoll_wait
-    private const int MultishotBudget = 64;      // completions one multishot op may post per edge, for fairness
+    private const int MultishotBudget = 32;      // completions one multishot op may post per edge (the kernel's MULTISHOT_MAX_RETRY), for fairness
     private const ulong WakeKey = ulong.MaxValue;
     private const uint Registration = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
     private const uint InInterest = EPOLLIN | EPOLLRDHUP;
@@ -112,6 +112,10 @@ public sealed unsafe partial class EpollRing : IRing
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         int submitted = SubmitQueued();
+        // Fds that hit the multishot budget last time go on now, after this call's submissions
+        // (a cancel among them stops them), and only once per call: the caller sees their
+        // completions before more arrive, as with the kernel's bounded multishot rounds.
+        ProcessReadyList();
         long deadline = timeoutMs > 0 ? Environment.TickCount64 + timeoutMs : 0;
         while (true)
         {
@@ -144,9 +148,9 @@ public sealed unsafe partial class EpollRing : IRing
                     RunFd((int)key, EpollEvent.At(_events, i)->Events, fromEvent: true);
                 }
             }
-            ProcessReadyList();
 
             if (lookOnly || woken || _completions.Count >= minComplete) return submitted;
+            if (n == 0 && _readyHead >= 0) ProcessReadyList(); // nothing else to do: go on with capped fds
             if (timeoutMs > 0 && Environment.TickCount64 >= deadline) return submitted;
         }
     }

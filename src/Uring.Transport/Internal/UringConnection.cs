@@ -34,6 +34,7 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
     private readonly Pipe _output;
     private readonly CancellationTokenSource _connectionClosed = new();
     private readonly TaskCompletionSource _closedTask = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _connectionClosedFiredTask = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Action _onFlushCompleted;
     private readonly PinnedBlockMemoryPool _pool;
 
@@ -53,6 +54,12 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
     private bool _closing;
     private bool _closeSubmitted;
     private bool _aborted;
+    private bool _resetOnClose;
+    private int _connectionClosedFired;
+    private readonly long _eagerFlushBytes;
+    private bool _singleShotRecv = true; // the mode the next arm uses; see ArmRecv
+    private bool _armedMultishot;        // the kind of the recv in flight
+    private bool _recvCancelRequested;
     private Exception? _shutdownReason;
 
     public unsafe UringConnection(IoLoop loop, int fd, EndPoint? localEndPoint, EndPoint? remoteEndPoint,
@@ -67,6 +74,9 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
 
         long maxRead = maxReadBufferSize ?? 0;
         long maxWrite = maxWriteBufferSize ?? 0;
+        // Under a read limit, flush as soon as half of it is waiting, not only at the end of a batch:
+        // a multishot recv can deliver many buffers in one batch, and the limit must hold.
+        _eagerFlushBytes = maxRead > 0 ? Math.Max(1, maxRead / 2) : long.MaxValue;
         _input = new Pipe(new PipeOptions(pool, applicationScheduler, loop, maxRead, maxRead / 2, useSynchronizationContext: false));
         _output = new Pipe(new PipeOptions(pool, loop, applicationScheduler, maxWrite, maxWrite / 2, useSynchronizationContext: false));
         Transport = new DuplexPipe(_input.Reader, _output.Writer);
@@ -104,11 +114,15 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
 
     public override void Abort(ConnectionAbortedException abortReason)
     {
+        // Kestrel passes null to end a connection gracefully (e.g. after the client's FIN): that
+        // closes with FIN; a real reason closes with RST, as Kestrel's Sockets transport does.
+        bool reset = abortReason is not null;
+        abortReason ??= new ConnectionAbortedException("The connection was closed by the application.");
         _loop.Schedule(static state =>
         {
-            var (connection, reason) = ((UringConnection, ConnectionAbortedException))state!;
-            connection.AbortOnLoop(reason);
-        }, (this, abortReason));
+            var (connection, reason, reset) = ((UringConnection, ConnectionAbortedException, bool))state!;
+            connection.AbortOnLoop(reason, reset);
+        }, (this, abortReason, reset));
     }
 
     public override async ValueTask DisposeAsync()
@@ -117,6 +131,7 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
         _input.Reader.Complete();
         _output.Writer.Complete();
         await _closedTask.Task.ConfigureAwait(false);
+        await _connectionClosedFiredTask.Task.ConfigureAwait(false); // never dispose before the token fired
         _connectionClosed.Dispose();
     }
 
@@ -144,23 +159,61 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
     private void ArmRecv()
     {
         if (_recvArmed || _readDone || _flushPending || _closing) return;
-        _loop.Ring.PrepareRecvMultishot(_fd, IoLoop.BufferGroup, 0, Token(OpKind.Recv));
+        // Multishot for request/response traffic, where the socket is drained at each wake-up. For
+        // bulk data (a completion filled a whole buffer, or the input pushed back) one buffer per
+        // arm: a multishot recv would pour the socket's whole backlog, megabytes on a fast link,
+        // into the input in one batch, past MaxReadBufferSize. Back to multishot once a recv finds
+        // the socket drained.
+        if (_singleShotRecv)
+            _loop.Ring.PrepareRecvBufferSelect(_fd, IoLoop.BufferGroup, 0, Token(OpKind.Recv));
+        else
+            _loop.Ring.PrepareRecvMultishot(_fd, IoLoop.BufferGroup, 0, Token(OpKind.Recv));
         _recvArmed = true;
+        _armedMultishot = !_singleShotRecv;
+    }
+
+    private void CancelRecv()
+    {
+        if (!_recvArmed || _recvCancelRequested) return;
+        _recvCancelRequested = true;
+        _loop.Ring.PrepareCancel(Token(OpKind.Recv), Token(OpKind.Cancel));
     }
 
     private void OnRecv(in Completion c)
     {
         bool final = !c.HasMore;
-        if (final) _recvArmed = false;
+        bool fromMultishot = _armedMultishot;
+        if (final)
+        {
+            _recvArmed = false;
+            _recvCancelRequested = false;
+        }
         int result = c.Result;
 
         if (result > 0)
         {
             ushort bid = c.BufferId;
+            bool fullBuffer = result == _loop.Buffers.BufferSize;
+            if (fromMultishot)
+            {
+                if (fullBuffer)
+                {
+                    _singleShotRecv = true; // bulk data: end the multishot, go on one buffer at a time
+                    CancelRecv();
+                }
+            }
+            else if (!fullBuffer && !_flushPending)
+            {
+                _singleShotRecv = false; // the socket is drained: back to multishot
+            }
             if (!_readDone)
             {
                 CopyToInput(_loop.Buffers.GetSpan(bid, result));
-                if (!_inputDirty)
+                if (_input.Writer.UnflushedBytes >= _eagerFlushBytes)
+                {
+                    FlushInput();
+                }
+                else if (!_inputDirty)
                 {
                     _inputDirty = true;
                     _loop.MarkInputDirty(this);
@@ -225,7 +278,8 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
 
         // MaxReadBufferSize reached: stop receiving until the application has read half of it.
         _flushPending = true;
-        if (_recvArmed) _loop.Ring.PrepareCancel(Token(OpKind.Recv), Token(OpKind.Cancel));
+        _singleShotRecv = true;
+        CancelRecv();
         _flushAwaiter = flush.GetAwaiter();
         _flushAwaiter.UnsafeOnCompleted(_onFlushCompleted); // resumes on the loop (the input writer's scheduler)
     }
@@ -260,7 +314,8 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
         if (_readDone) return;
         _readDone = true;
         _input.Writer.Complete();
-        if (_recvArmed) _loop.Ring.PrepareCancel(Token(OpKind.Recv), Token(OpKind.Cancel));
+        CancelRecv();
+        FireConnectionClosed();
         TryClose();
     }
 
@@ -269,6 +324,7 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
         if (_readDone) return;
         _readDone = true;
         _input.Writer.Complete(error);
+        FireConnectionClosed();
         if (error is not null && !_closing)
         {
             // A reset peer cannot take our output either.
@@ -281,7 +337,7 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
 
     private async Task SendLoopAsync()
     {
-        Exception? error = null;
+        Exception? error = null; // unexpected failures only: a peer that went away is not one
         PipeReader reader = _output.Reader;
         try
         {
@@ -296,8 +352,7 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
                     int sent = await SendAsync(buffer);
                     if (sent < 0)
                     {
-                        error = sent == -Errno.ECANCELED ? null : ErrnoException(sent);
-                        if (error is not null) UringLog.ConnectionError(_loop.Logger, ConnectionId, Errno.Describe(sent));
+                        error = OnSendFailed(sent);
                         reader.AdvanceTo(buffer.Start);
                         return;
                     }
@@ -319,8 +374,30 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
         }
         finally
         {
-            reader.Complete(_shutdownReason ?? error);
+            // As Kestrel's Sockets transport: the output completes with an error only when it was
+            // unexpected; resets and aborts reach the application through the input.
+            reader.Complete(error);
             WriteEnded(error);
+        }
+    }
+
+    /// <summary>Classifies a failed send: null for a reset peer or our own cancel, else the unexpected error.</summary>
+    private Exception? OnSendFailed(int result)
+    {
+        switch (-result)
+        {
+            case Errno.ECANCELED:
+                return null;
+            case Errno.ECONNRESET:
+            case Errno.EPIPE:
+            case Errno.ECONNABORTED:
+            case Errno.ENOTCONN:
+                UringLog.ConnectionReset(_loop.Logger, ConnectionId);
+                _shutdownReason ??= new ConnectionResetException($"Send failed: {Errno.Describe(result)}.", ErrnoException(result));
+                return null;
+            default:
+                UringLog.ConnectionError(_loop.Logger, ConnectionId, Errno.Describe(result));
+                return ErrnoException(result);
         }
     }
 
@@ -374,17 +451,27 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
     {
         _writeDone = true;
         if (error is not null) _shutdownReason ??= error;
+        if (_shutdownReason is not null && !_closing)
+        {
+            // Receiving on a connection that can no longer send serves nobody.
+            _closing = true;
+            CancelRecv();
+        }
         BeginClose();
     }
 
     // ---- close ---------------------------------------------------------------------------------
 
-    /// <summary>Aborts on the loop thread: RST to the peer, pipes completed with <paramref name="reason"/>.</summary>
-    public void AbortOnLoop(ConnectionAbortedException reason)
+    /// <summary>
+    /// Aborts on the loop thread: sending stops, the input completes with <paramref name="reason"/>,
+    /// and the close sends RST (or FIN when <paramref name="reset"/> is false).
+    /// </summary>
+    public void AbortOnLoop(ConnectionAbortedException reason, bool reset = true)
     {
         if (_closeSubmitted || _aborted) return;
         UringLog.ConnectionAborted(_loop.Logger, ConnectionId, reason.Message);
         _aborted = true;
+        _resetOnClose = reset;
         _shutdownReason ??= reason;
         ReadEnded(reason);
         BeginClose();
@@ -404,7 +491,7 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
             // Cancel by user_data, never by fd: a cancel or shutdown naming the fd can run in a kernel
             // worker after the close, when the number may already belong to another connection.
             // No shutdown either: once nothing is in flight, close itself sends the FIN.
-            if (_recvArmed) _loop.Ring.PrepareCancel(Token(OpKind.Recv), Token(OpKind.Cancel));
+            CancelRecv();
             if (_sendInFlight) _loop.Ring.PrepareCancel(Token(OpKind.Send), Token(OpKind.Cancel));
         }
         TryClose();
@@ -414,7 +501,7 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
     {
         if (!_closing || _closeSubmitted || _recvArmed || _sendInFlight || !_writeDone) return;
         if (!_readDone) ReadEnded(_shutdownReason);
-        if (_aborted) NativeSocket.SetLingerZero(_fd); // close sends RST
+        if (_resetOnClose) NativeSocket.SetLingerZero(_fd); // close sends RST
         _closeSubmitted = true;
         _loop.Ring.PrepareClose(_fd, Token(OpKind.Close));
     }
@@ -427,12 +514,28 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
         _iov = null;
         _msg = null;
         UringLog.ConnectionClosed(_loop.Logger, ConnectionId);
-        // ConnectionClosed callbacks are application code: never run them on the loop.
+        FireConnectionClosed();
+        _closedTask.TrySetResult(); // continuations run asynchronously, off the loop
+    }
+
+    /// <summary>
+    /// Fires <see cref="ConnectionClosed"/> once, when receiving ends (as Kestrel's Sockets transport
+    /// does: that is how a request learns its client left), on the thread pool since the callbacks
+    /// are application code.
+    /// </summary>
+    private void FireConnectionClosed()
+    {
+        if (Interlocked.Exchange(ref _connectionClosedFired, 1) != 0) return;
         ThreadPool.UnsafeQueueUserWorkItem(static c =>
         {
-            try { c._connectionClosed.Cancel(); }
-            catch (ObjectDisposedException) { }
-            c._closedTask.TrySetResult();
+            try
+            {
+                c._connectionClosed.Cancel();
+            }
+            finally
+            {
+                c._connectionClosedFiredTask.TrySetResult();
+            }
         }, this, preferLocal: false);
     }
 

@@ -1,0 +1,193 @@
+using Microsoft.AspNetCore.Connections;
+
+namespace Uring.Transport.Tests;
+
+/// <summary>How connections end: Connection: close, client FIN, client RST, app Abort(), client gone mid-request.</summary>
+public sealed class ConnectionLifecycleTests(ITestOutputHelper output)
+{
+    [Theory, Engines]
+    public async Task Connection_close_gets_the_response_then_a_FIN(RingEngine engine)
+    {
+        await using var server = await TestServer.StartAsync(engine, TestData.MapPlaintext, output);
+        using RawConnection connection = await server.ConnectRawAsync();
+
+        await connection.SendAsync(RawConnection.Request("GET", "/plaintext", "Connection: close"));
+        RawResponse response = await connection.ReadResponseAsync();
+
+        Assert.Equal(200, response.StatusCode);
+        Assert.Equal("Hello, World!", response.BodyText);
+        Assert.Equal("close", response.Header("Connection"), ignoreCase: true);
+        Assert.Equal("FIN", await connection.ReadEndAsync());
+    }
+
+    [Theory, Engines]
+    public async Task Client_FIN_before_any_request_closes_the_connection_and_the_server_keeps_serving(RingEngine engine)
+    {
+        await using var server = await TestServer.StartAsync(engine, TestData.MapPlaintext, output);
+
+        using (RawConnection connection = await server.ConnectRawAsync())
+        {
+            connection.Socket.Shutdown(SocketShutdown.Send);
+            Assert.Equal("FIN", await connection.ReadEndAsync().WaitAsync(TimeSpan.FromSeconds(5)));
+        }
+
+        using HttpClient client = server.CreateClient();
+        Assert.Equal("Hello, World!", await client.GetStringAsync("plaintext"));
+    }
+
+    [Theory, Engines, InlineData(null)] // null: Kestrel's Sockets transport, the reference
+    public async Task Client_RST_mid_body_gives_the_app_ConnectionResetException_like_Kestrel_Sockets(RingEngine? engine)
+    {
+        var readSome = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var outcome = new TaskCompletionSource<Exception?>(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var server = await TestServer.StartAsync(engine, app => app.MapPost("/upload", async context =>
+        {
+            var buffer = new byte[16 * 1024];
+            try
+            {
+                while (await context.Request.Body.ReadAsync(buffer) > 0)
+                    readSome.TrySetResult();
+                outcome.TrySetResult(null);
+            }
+            catch (Exception e)
+            {
+                outcome.TrySetResult(e);
+            }
+        }), output);
+        // Kestrel itself, on the Sockets transport too, may log this at Error after the app's read failed.
+        server.Logs.Allow(e => e.EventId.Name == "RequestBodyDrainBodyReaderInvalidState");
+        using RawConnection connection = await server.ConnectRawAsync();
+
+        await connection.SendAsync(RawConnection.Request("POST", "/upload", "Content-Length: 1048576"));
+        await connection.SendAsync(TestData.Random(64 * 1024, seed: 9));
+        await readSome.Task.WaitAsync(Limits.Step);
+        connection.Reset();
+
+        Exception? seen = await outcome.Task.WaitAsync(Limits.Step);
+        Assert.True(seen is not null, "The app read the body to its end although the client reset mid-body.");
+        output.WriteLine($"{Chain(seen)}: {seen}");
+        // Kestrel's Sockets transport (the null row) gives the app ConnectionResetException itself,
+        // wrapping a SocketException with ConnectionReset: application code catches and inspects these.
+        Assert.IsType<ConnectionResetException>(seen);
+        var inner = Assert.IsType<SocketException>(seen.InnerException);
+        Assert.Equal(SocketError.ConnectionReset, inner.SocketErrorCode);
+    }
+
+    [Theory, Engines, InlineData(null)] // null: Kestrel's Sockets transport, the reference
+    public async Task Client_RST_while_the_app_streams_a_response_ends_the_app_without_errors_logged(RingEngine? engine)
+    {
+        var wroteSome = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var outcome = new TaskCompletionSource<Exception?>(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var server = await TestServer.StartAsync(engine, app => app.MapGet("/stream", async context =>
+        {
+            var chunk = new byte[64 * 1024];
+            try
+            {
+                while (!context.RequestAborted.IsCancellationRequested)
+                {
+                    await context.Response.Body.WriteAsync(chunk, context.RequestAborted);
+                    wroteSome.TrySetResult();
+                }
+                outcome.TrySetResult(null);
+            }
+            catch (Exception e)
+            {
+                outcome.TrySetResult(e);
+            }
+        }), output);
+        using RawConnection connection = await server.ConnectRawAsync();
+
+        await connection.SendAsync(RawConnection.Request("GET", "/stream"));
+        await wroteSome.Task.WaitAsync(Limits.Step);
+        Assert.True(await connection.Socket.ReceiveAsync(new byte[1024], SocketFlags.None, Limits.StepToken()) > 0);
+        connection.Reset();
+
+        // The app's loop ends (RequestAborted or a failed write); the disposal then checks that neither
+        // the transport nor Kestrel logged an error: a peer that went away is not a server fault.
+        Exception? seen = await outcome.Task.WaitAsync(Limits.Step);
+        output.WriteLine(seen is null ? "RequestAborted fired" : $"{Chain(seen)}: {seen.Message}");
+    }
+
+    [Theory, Engines]
+    public async Task Abort_sends_the_client_a_reset_and_fires_ConnectionClosed(RingEngine engine)
+    {
+        var connectionClosed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var server = await TestServer.StartAsync(engine,
+            app => app.MapGet("/abort", context =>
+            {
+                context.Abort();
+                return Task.CompletedTask;
+            }),
+            output,
+            new ServerSetup
+            {
+                // Connection middleware sees the transport's ConnectionContext itself.
+                Listen = lo => lo.Use(next => async connection =>
+                {
+                    connection.ConnectionClosed.Register(() => connectionClosed.TrySetResult());
+                    await next(connection);
+                }),
+            });
+        using RawConnection connection = await server.ConnectRawAsync();
+
+        await connection.SendAsync(RawConnection.Request("GET", "/abort"));
+        string end = await connection.ReadEndAsync();
+        string how = end;
+        // A FIN alone could be a half-close. Writing to a socket the server has really closed draws
+        // a RST from its kernel: that is the reset the client must see.
+        for (int i = 0; end == "FIN" && i < 20; i++)
+        {
+            try
+            {
+                await connection.SendAsync(RawConnection.Request("GET", "/after-abort"));
+            }
+            catch (SocketException e) when (e.SocketErrorCode is SocketError.ConnectionReset or SocketError.Shutdown)
+            {
+                end = "RST";
+                break;
+            }
+            await Task.Delay(50);
+            end = await connection.ReadEndAsync();
+            how += " " + end;
+        }
+        output.WriteLine($"client saw: {how}");
+
+        Assert.Equal("RST", end);
+        await connectionClosed.Task.WaitAsync(TimeSpan.FromSeconds(10));
+    }
+
+    [Theory, Engines]
+    public async Task RequestAborted_fires_when_the_client_closes_mid_request(RingEngine engine)
+    {
+        var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var aborted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var server = await TestServer.StartAsync(engine, app => app.MapGet("/wait", async context =>
+        {
+            entered.TrySetResult();
+            try
+            {
+                await Task.Delay(Timeout.Infinite, context.RequestAborted);
+            }
+            catch (OperationCanceledException)
+            {
+                aborted.TrySetResult();
+            }
+        }), output);
+        RawConnection connection = await server.ConnectRawAsync();
+
+        await connection.SendAsync(RawConnection.Request("GET", "/wait"));
+        await entered.Task.WaitAsync(Limits.Step);
+        connection.Dispose(); // an ordinary close: FIN
+
+        await aborted.Task.WaitAsync(TimeSpan.FromSeconds(10));
+    }
+
+    /// <summary>"Outer > Inner > ..." by type name, e.g. "ConnectionResetException > SocketException".</summary>
+    private static string Chain(Exception e)
+    {
+        var names = new List<string>();
+        for (Exception? x = e; x is not null; x = x.InnerException)
+            names.Add(x.GetType().Name);
+        return string.Join(" > ", names);
+    }
+}

@@ -1,0 +1,27 @@
+namespace Uring.Transport.Tests.Infrastructure;
+
+internal static class TestData
+{
+    /// <summary>Bytes from a seeded generator, so both ends of a test can rebuild them.</summary>
+    public static byte[] Random(int length, int seed)
+    {
+        var bytes = new byte[length];
+        new Random(seed).NextBytes(bytes);
+        return bytes;
+    }
+
+    public static string Sha256(ReadOnlySpan<byte> bytes) => Convert.ToHexString(SHA256.HashData(bytes));
+
+    /// <summary>Writes <paramref name="text"/> with a Content-Length, so raw-socket clients can frame it.</summary>
+    public static Task WriteText(HttpContext context, string text)
+    {
+        byte[] body = Encoding.UTF8.GetBytes(text);
+        context.Response.ContentType = "text/plain";
+        context.Response.ContentLength = body.Length;
+        return context.Response.Body.WriteAsync(body).AsTask();
+    }
+
+    /// <summary>The app most tests need: GET /plaintext answers "Hello, World!".</summary>
+    public static void MapPlaintext(WebApplication app) =>
+        app.MapGet("/plaintext", context => WriteText(context, "Hello, World!"));
+}

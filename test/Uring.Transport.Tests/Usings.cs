@@ -1,0 +1,12 @@
+global using System.Diagnostics;
+global using System.Net;
+global using System.Net.Sockets;
+global using System.Security.Cryptography;
+global using System.Text;
+global using Microsoft.AspNetCore.Builder;
+global using Microsoft.AspNetCore.Hosting;
+global using Microsoft.AspNetCore.Http;
+global using Uring.Native;
+global using Uring.Transport.Tests.Infrastructure;
+global using Xunit;
+global using Xunit.Abstractions;
