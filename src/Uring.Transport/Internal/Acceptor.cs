@@ -102,6 +102,13 @@ internal sealed class Acceptor : ICompletionHandler
         else Finish();
     }
 
+    /// <summary>The loop stopped (its ring is gone): close the listening socket and report stopped.</summary>
+    public void OnLoopStopped()
+    {
+        _slot = -1;
+        Finish();
+    }
+
     private void Finish()
     {
         if (_slot >= 0)

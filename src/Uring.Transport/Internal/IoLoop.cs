@@ -157,6 +157,7 @@ internal sealed class IoLoop : PipeScheduler
         finally
         {
             _ring.Dispose(); // the kernel cancels whatever is still in flight
+            ReleaseRemainingHandlers();
             _buffers.Dispose();
             _stopped.TrySetResult();
         }
@@ -263,6 +264,29 @@ internal sealed class IoLoop : PipeScheduler
             }
         }
         _dirtyInputs.Clear();
+    }
+
+    /// <summary>
+    /// After the ring is gone: whatever did not close in the grace period is closed here, so that
+    /// nobody waiting on a connection or an acceptor waits forever.
+    /// </summary>
+    private void ReleaseRemainingHandlers()
+    {
+        for (int i = 0; i < _nextSlot; i++)
+        {
+            ICompletionHandler? handler = _handlers[i];
+            if (handler is null) continue;
+            _handlers[i] = null;
+            try
+            {
+                if (handler is UringConnection c) c.OnLoopStopped();
+                else if (handler is Acceptor a) a.OnLoopStopped();
+            }
+            catch (Exception e)
+            {
+                UringLog.HandlerFailed(_logger, Index, e);
+            }
+        }
     }
 
     private int LiveHandlers()

@@ -519,6 +519,22 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
     }
 
     /// <summary>
+    /// The loop stopped with this connection still open (its ring is already gone, so no completion
+    /// will come): complete everything and close the fd. Native iovec memory is not freed, since
+    /// the kernel's ring teardown may still be finishing a send that reads it.
+    /// </summary>
+    public void OnLoopStopped()
+    {
+        var reason = new ConnectionAbortedException("The transport stopped before the connection closed.");
+        _readDone = true;
+        _input.Writer.Complete(reason);
+        // A submitted close may or may not have run: never close a number that could be reused.
+        if (!_closeSubmitted) NativeSocket.Close(_fd);
+        FireConnectionClosed();
+        _closedTask.TrySetResult();
+    }
+
+    /// <summary>
     /// Fires <see cref="ConnectionClosed"/> once, when receiving ends (as Kestrel's Sockets transport
     /// does: that is how a request learns its client left), on the thread pool since the callbacks
     /// are application code.
