@@ -1,0 +1,608 @@
+using System.Diagnostics;
+using System.Globalization;
+using Uring.Perf.Runner.Load;
+using Uring.Perf.Runner.Measure;
+using Uring.Perf.Runner.Processes;
+using Uring.Perf.Runner.Results;
+
+namespace Uring.Perf.Runner;
+
+/// <summary>A failure that ends the benchmark (the app does not build, no contender starts).</summary>
+internal sealed class BenchmarkException(string message) : Exception(message);
+
+/// <summary>
+/// The benchmark itself: builds the app, starts every contender, and for each scenario warms
+/// the contenders up and measures them run by run, alternating (A, B, C, A, B, C, ...).
+/// Everything runs on the main thread (see <see cref="ChildProcesses"/>).
+/// </summary>
+internal sealed class Benchmark(RunnerOptions options, string repoRoot, string runDir, RunsFile file) : IDisposable
+{
+    /// <summary>Per run, on top of its duration: starting the tool (and perf), reading /proc, parsing.</summary>
+    private const double RunOverheadSeconds = 0.5;
+
+    /// <summary>fixed-rate with wrk: each connection's nominal cycle (pause + request) in ms; sets the connection count.</summary>
+    private const double FixedRateCycleMs = 4;
+
+    private const string AppProject = "perf/Uring.Perf.App/Uring.Perf.App.csproj";
+    private const string AppDll = "perf/Uring.Perf.App/bin/Release/net10.0/Uring.Perf.App.dll";
+
+    private readonly Progress _progress = new();
+    private readonly List<ServerProcess> _servers = [];
+    private readonly HashSet<string> _warm = [];
+    private LoadTools _tools = null!;
+    private SyscallCounter? _syscalls;
+
+    /// <summary>How a fixed-rate run is paced: wrk by a pause per connection, bombardier by a total rate.</summary>
+    private sealed record FixedRate(double TargetRps, int Connections, double? DelayMs, double? RateRps);
+
+    private static bool Stopping => ChildProcesses.Cancellation.IsCancellationRequested;
+
+    public static void Say(string line)
+    {
+        Console.WriteLine(line);
+        Console.Out.Flush();
+    }
+
+    public void Execute()
+    {
+        BuildApp();
+        FindTools();
+        StartServers();
+        if (Stopping)
+        {
+            return;
+        }
+
+        var scenarios = options.Scenarios;
+        for (int i = 0; i < scenarios.Count && !Stopping; i++)
+        {
+            _progress.SetLeft(scenarios.Skip(i).Select((s, k) => PlannedSeconds(s, firstScenario: i + k == 0)).Sum());
+            RunScenario(scenarios[i]);
+            ResultWriter.Write(file, runDir); // partial results survive a crash
+        }
+    }
+
+    // ---- set-up ------------------------------------------------------------------------------
+
+    private void BuildApp()
+    {
+        if (!options.SkipBuild)
+        {
+            Say($"==> dotnet build -c Release {AppProject}");
+            var clock = Stopwatch.StartNew();
+            // --disable-build-servers: leave no MSBuild node or compiler server running afterwards.
+            var r = ChildProcesses.Run("dotnet", ["build", "-c", "Release", AppProject, "--nologo", "-v", "q", "--disable-build-servers"], TimeSpan.FromMinutes(10), repoRoot);
+            if (r.Cancelled)
+            {
+                return;
+            }
+            if (!r.Succeeded)
+            {
+                throw new BenchmarkException($"building the app failed (exit {r.ExitCode}{(r.TimedOut ? ", timed out" : "")}):\n{r.Tail(25)}");
+            }
+            Say($"    built in {clock.Elapsed.TotalSeconds:0} s");
+        }
+        if (!File.Exists(Path.Combine(repoRoot, AppDll)))
+        {
+            throw new BenchmarkException($"{AppDll} does not exist: build the app (drop --skip-build)");
+        }
+    }
+
+    private void FindTools()
+    {
+        _tools = LoadTools.Detect(options, repoRoot, Say);
+        if (!options.CountSyscalls)
+        {
+            file.Machine.SyscallCounting = "not counted (--no-syscalls)";
+            return;
+        }
+        _syscalls = SyscallCounter.Probe(out string? whyNot);
+        if (_syscalls is null && options.Install && ChildProcesses.Which("perf") is null)
+        {
+            Apt.Ensure("perf", "linux-perf", options.Install, Say);
+            _syscalls = SyscallCounter.Probe(out whyNot);
+        }
+        if (_syscalls is null)
+        {
+            string note = $"Syscalls per request are not recorded (null): {whyNot}.";
+            file.Notes.Add(note);
+            file.Machine.SyscallCounting = $"not counted: {whyNot}";
+            Say($"==> {note}");
+        }
+        else
+        {
+            file.Machine.SyscallCounting = $"{_syscalls.Version}, `perf stat -e raw_syscalls:sys_enter -p <server pid>` for the length of each run";
+            Say($"==> counting syscalls with {_syscalls.Version} (raw_syscalls:sys_enter)");
+        }
+    }
+
+    private void StartServers()
+    {
+        string dotnet = ChildProcesses.Which("dotnet") ?? throw new BenchmarkException("dotnet is not on PATH");
+        string dll = Path.Combine(repoRoot, AppDll);
+        bool h2Endpoint = options.H2cEndpoint && options.Scenarios.Any(s => s.Kind == ScenarioKind.H2c);
+        var taken = new HashSet<int>();
+        int next = options.BasePort;
+
+        foreach (var contender in options.Contenders)
+        {
+            if (Stopping)
+            {
+                return;
+            }
+            int port = ServerProcess.FreePort(next, taken);
+            next = port + 1;
+            int? h2Port = h2Endpoint ? ServerProcess.FreePort(port + 100, taken) : null;
+            string urls = $"http://127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}";
+            string log = Path.Combine(runDir, $"server-{contender.Name}.log");
+            var record = new ContenderRecord
+            {
+                Name = contender.Name,
+                AppArgs = [.. contender.AppArgs(urls, options.Rings)],
+                Port = port,
+                H2Port = h2Port,
+                LogFile = Path.GetFileName(log),
+            };
+            file.Contenders.Add(record);
+
+            Say($"==> starting {contender.Name}: taskset -c {options.ServerCpus} dotnet Uring.Perf.App.dll {string.Join(' ', record.AppArgs)}");
+            var server = ServerProcess.Start(contender, dotnet, dll, options.ServerCpus, options.Rings, port, h2Port, log, out string? error);
+            if (server is null)
+            {
+                record.Error = error;
+                Say($"    ⚠ {contender.Name} did not start: {error} (log: {log}); continuing without it");
+                continue;
+            }
+            record.Started = true;
+            record.Pid = server.Pid;
+            record.Engine = server.Engine;
+            record.EngineLine = server.EngineLine;
+            if (contender.ExpectedEngine is not null && server.Engine != contender.ExpectedEngine)
+            {
+                record.Error = $"engine is {server.Engine ?? "unknown (no engine line logged)"}, expected {contender.ExpectedEngine}";
+                Say($"    ⚠ {contender.Name}: {record.Error}");
+            }
+            Say($"    listening on :{port}{(h2Port is int p ? $" (h2c :{p})" : "")}, pid {server.Pid}{(server.EngineLine is null ? "" : "; " + server.EngineLine)}");
+            _servers.Add(server);
+        }
+        if (_servers.Count == 0 && !Stopping)
+        {
+            throw new BenchmarkException("no contender started (see the server-*.log files in " + runDir + ")");
+        }
+    }
+
+    // ---- scenarios ---------------------------------------------------------------------------
+
+    /// <summary>The time a scenario is expected to take, for the progress estimate.</summary>
+    private double PlannedSeconds(Scenario scenario, bool firstScenario)
+    {
+        int n = options.Contenders.Count;
+        double warmups = n * (firstScenario ? options.WarmupSeconds : options.ScenarioWarmupSeconds);
+        double runs = options.Runs * n * (options.DurationSeconds + options.PauseSeconds + RunOverheadSeconds);
+        double calibration = scenario.Kind == ScenarioKind.FixedRate ? CalibrationPasses * CalibrationSeconds : 0;
+        return warmups + runs + calibration;
+    }
+
+    private int CalibrationSeconds => Math.Min(options.DurationSeconds, 5);
+
+    /// <summary>fixed-rate with wrk: at most this many calibration runs (each corrects the pause once).</summary>
+    private const int CalibrationPasses = 2;
+
+    private void RunScenario(Scenario scenario)
+    {
+        var record = new ScenarioRecord
+        {
+            Name = scenario.Name,
+            Description = scenario.Describe(),
+            Connections = scenario.Connections,
+            PipelineDepth = scenario.PipelineDepth,
+            Streams = scenario.Streams,
+        };
+        file.Scenarios.Add(record);
+
+        var tool = _tools.For(scenario, out string? whyNot);
+        var servers = _servers.Where(s => s.IsAlive).ToList();
+        if (tool is null)
+        {
+            NotRun(record, whyNot!);
+            return;
+        }
+        record.Tool = $"{tool.Name} ({tool.Version})";
+        if (!file.Machine.LoadTools.Contains(tool.Version))
+        {
+            file.Machine.LoadTools.Add(tool.Version);
+        }
+        if (servers.Count == 0)
+        {
+            NotRun(record, "no contender is running");
+            return;
+        }
+
+        if (scenario.Kind == ScenarioKind.H2c)
+        {
+            servers = H2cCapable(scenario, servers, record);
+            if (servers.Count == 0)
+            {
+                return;
+            }
+        }
+
+        FixedRate? rate = null;
+        if (scenario.Kind == ScenarioKind.FixedRate)
+        {
+            rate = PlanFixedRate(scenario, tool, servers, record);
+            if (rate is null || Stopping)
+            {
+                return;
+            }
+        }
+        record.Supported = true;
+
+        Say("");
+        Say($"==> {scenario.Name}: {record.Description}; {tool.Name}; {servers.Count} contenders x {options.Runs} runs x {options.DurationSeconds} s");
+
+        foreach (var server in servers)
+        {
+            WarmUp(scenario, tool, server, rate);
+            if (Stopping)
+            {
+                return;
+            }
+        }
+
+        for (int run = 1; run <= options.Runs; run++)
+        {
+            foreach (var server in servers)
+            {
+                if (Stopping)
+                {
+                    return;
+                }
+                RunRecord result;
+                if (!server.IsAlive)
+                {
+                    result = new RunRecord
+                    {
+                        Scenario = scenario.Name,
+                        Contender = server.Contender.Name,
+                        Run = run,
+                        Tool = tool.Name,
+                        StartedUtc = DateTime.UtcNow,
+                        Failure = "the server is not running (it exited; see its log)",
+                    };
+                    MarkStopped(server);
+                }
+                else
+                {
+                    Say($"{_progress.Stamp()} {scenario.Name} run {run}/{options.Runs}: {server.Contender.Name} ({options.DurationSeconds} s)");
+                    result = Measure(scenario, tool, server, Spec(scenario, server, options.DurationSeconds, rate), run, options.PauseSeconds, countSyscalls: true);
+                    result.TargetRps = rate?.TargetRps;
+                    if (Stopping)
+                    {
+                        return; // a run cut short by Ctrl-C is not a measurement
+                    }
+                }
+                file.Runs.Add(result);
+                if (result.Failure is null || result.Requests > 0)
+                {
+                    Say("    " + Describe(result));
+                }
+                if (result.Failure is not null)
+                {
+                    Say($"    ⚠ {result.Failure}");
+                }
+                _progress.Done(options.DurationSeconds + options.PauseSeconds + RunOverheadSeconds);
+            }
+        }
+    }
+
+    private void NotRun(ScenarioRecord record, string why)
+    {
+        record.Supported = false;
+        record.Note = why;
+        Say("");
+        Say($"==> {record.Name}: not run: {why}");
+    }
+
+    private void WarmUp(Scenario scenario, ILoadTool tool, ServerProcess server, FixedRate? rate)
+    {
+        bool first = _warm.Add(server.Contender.Name);
+        int seconds = first ? options.WarmupSeconds : options.ScenarioWarmupSeconds;
+        if (seconds == 0)
+        {
+            return;
+        }
+        Say($"{_progress.Stamp()} {scenario.Name}: warming up {server.Contender.Name} for {seconds} s{(first ? " (its first load)" : "")}");
+        var r = Measure(scenario, tool, server, Spec(scenario, server, seconds, rate), run: 0, pauseSeconds: 0, countSyscalls: false);
+        if (r.Failure is not null || r.Requests == 0)
+        {
+            Say($"    ⚠ warm-up of {server.Contender.Name}: {r.Failure ?? "no request completed"}");
+        }
+        else
+        {
+            Say($"    warm-up: {MarkdownReport.Rps(r.Rps)} req/s, {MarkdownReport.Num(r.CpuUsPerRequest, "0.00")} µs CPU/req");
+        }
+        _progress.Done(seconds);
+    }
+
+    /// <summary>The contenders whose server answers HTTP/2 with prior knowledge; records why the others are left out.</summary>
+    private List<ServerProcess> H2cCapable(Scenario scenario, List<ServerProcess> servers, ScenarioRecord record)
+    {
+        var h2load = _tools.H2Load!;
+        var capable = new List<ServerProcess>();
+        var refused = new List<string>();
+        foreach (var server in servers)
+        {
+            if (h2load.Speaks(server.Url(scenario.Path, h2: true), out string detail))
+            {
+                capable.Add(server);
+            }
+            else
+            {
+                refused.Add($"{server.Contender.Name} ({detail})");
+            }
+        }
+        string? how = options.H2cEndpoint
+            ? "Each server has a second, HTTP/2-only cleartext endpoint, added by the runner through Kestrel's configuration (Kestrel__Endpoints__h2c__Protocols=Http2, --h2c-endpoint); the app's code is unchanged."
+            : null;
+        if (capable.Count == 0)
+        {
+            NotRun(record, options.H2cEndpoint
+                ? $"no server answered HTTP/2 with prior knowledge on its h2c endpoint: {string.Join("; ", refused)}"
+                : "the app does not serve h2c (HTTP/2 over cleartext with prior knowledge): it listens with Kestrel's default " +
+                  "Protocols=Http1AndHttp2, which on a cleartext endpoint speaks HTTP/1.1 only (h2load: " + string.Join("; ", refused) + "). " +
+                  "The app needs an HTTP/2-only cleartext endpoint (ListenOptions.Protocols = HttpProtocols.Http2), e.g. an " +
+                  "--h2c-urls option; or run the runner with --h2c-endpoint, which adds one through Kestrel's configuration.");
+            return capable;
+        }
+        record.Note = how;
+        if (refused.Count > 0)
+        {
+            record.Note = (record.Note is null ? "" : record.Note + " ") + $"Left out (no h2c): {string.Join("; ", refused)}.";
+        }
+        return capable;
+    }
+
+    /// <summary>
+    /// Sets the fixed rate: --rate, else half the baseline's plaintext-64 median (measured now
+    /// if plaintext-64 was not run). With wrk, the pause per connection is calibrated once
+    /// against the baseline server, and every contender is then offered the same schedule.
+    /// </summary>
+    private FixedRate? PlanFixedRate(Scenario scenario, ILoadTool tool, List<ServerProcess> servers, ScenarioRecord record)
+    {
+        var reference = servers.FirstOrDefault(s => s.Contender.Name == Contender.Baseline) ?? servers[0];
+        double target;
+        string source;
+        if (options.Rate is double given)
+        {
+            target = given;
+            source = "--rate";
+        }
+        else
+        {
+            double? median = Summary.Median(file.Runs
+                .Where(r => r.Scenario == Scenario.RateReference && r.Contender == reference.Contender.Name && r.Failure is null && r.Requests > 0)
+                .Select(r => (double?)r.Rps));
+            if (median is double m)
+            {
+                source = $"50 % of the {reference.Contender.Name} {Scenario.RateReference} median, {MarkdownReport.Rps(m)} req/s";
+            }
+            else
+            {
+                var plaintext = Scenario.Find(Scenario.RateReference)!;
+                var plainTool = _tools.For(plaintext, out _)!;
+                WarmUp(plaintext, plainTool, reference, rate: null);
+                Say($"{_progress.Stamp()} {scenario.Name}: measuring {reference.Contender.Name} {plaintext.Name} for {options.DurationSeconds} s to set the rate");
+                var r = Measure(plaintext, plainTool, reference, Spec(plaintext, reference, options.DurationSeconds, null), run: 0, options.PauseSeconds, countSyscalls: false);
+                if (r.Failure is not null || r.Rps <= 0)
+                {
+                    NotRun(record, $"could not measure {reference.Contender.Name} {plaintext.Name} to set the rate: {r.Failure ?? "no requests"}");
+                    return null;
+                }
+                m = r.Rps;
+                source = $"50 % of {reference.Contender.Name} {plaintext.Name} measured just before, {MarkdownReport.Rps(m)} req/s";
+            }
+            if (reference.Contender.Name != Contender.Baseline)
+            {
+                source += $" ({Contender.Baseline} is not running)";
+            }
+            target = m / 2;
+        }
+        record.TargetRps = target;
+        record.RateSource = source;
+
+        if (tool is not Wrk)
+        {
+            record.Connections = scenario.Connections;
+            return new FixedRate(target, scenario.Connections, DelayMs: null, RateRps: target);
+        }
+
+        int connections = (int)Math.Clamp(Math.Ceiling(target * FixedRateCycleMs / 1000), 16, 1024);
+        double cycle = connections * 1000.0 / target; // ms per request per connection at the target
+        double delay = cycle;
+        for (int pass = 1; pass <= CalibrationPasses; pass++)
+        {
+            var pacing = new FixedRate(target, connections, delay, null);
+            if (!_warm.Contains(reference.Contender.Name))
+            {
+                WarmUp(scenario, tool, reference, pacing);
+            }
+            Say($"{_progress.Stamp()} {scenario.Name}: calibrating the pacing on {reference.Contender.Name}, pass {pass}/{CalibrationPasses}, {CalibrationSeconds} s " +
+                $"({MarkdownReport.Rps(target)} req/s over {connections} connections, {delay:0.###} ms pause)");
+            var probe = Measure(scenario, tool, reference, Spec(scenario, reference, CalibrationSeconds, pacing), run: 0, options.PauseSeconds, countSyscalls: false);
+            _progress.Done(CalibrationSeconds);
+            if (probe.Failure is not null || probe.Rps <= 0)
+            {
+                NotRun(record, $"calibrating the pacing failed: {probe.Failure ?? "no requests"}");
+                return null;
+            }
+            if (Math.Abs(probe.Rps / target - 1) <= 0.03)
+            {
+                Say($"    {MarkdownReport.Rps(probe.Rps)} req/s: within 3 % of the target");
+                break;
+            }
+            // Each connection's cycle = pause + response time + timer slack (wrk's timers have
+            // millisecond resolution): take the measured overhead off the pause.
+            double overheadMs = connections * 1000.0 / probe.Rps - delay;
+            delay = Math.Max(0, cycle - overheadMs);
+            Say($"    {MarkdownReport.Rps(probe.Rps)} req/s; next pause {delay:0.###} ms");
+            if (delay == 0)
+            {
+                record.Note = $"The target is out of reach with {connections} connections (each cycle's overhead is {overheadMs:0.00} ms): the connections send without pausing.";
+                break;
+            }
+        }
+        record.Connections = connections;
+        record.DelayMs = delay;
+        return new FixedRate(target, connections, delay, null);
+    }
+
+    private LoadSpec Spec(Scenario scenario, ServerProcess server, int seconds, FixedRate? rate) => new(
+        server.Url(scenario.Path, h2: scenario.Kind == ScenarioKind.H2c),
+        rate?.Connections ?? scenario.Connections,
+        options.LoadCpuList.Count,
+        seconds,
+        scenario.PipelineDepth,
+        scenario.Streams,
+        rate?.DelayMs,
+        rate?.RateRps);
+
+    // ---- one run -----------------------------------------------------------------------------
+
+    /// <summary>
+    /// One load run against one server: the load tool pinned to the load CPUs (under perf when
+    /// counting syscalls), with the server's CPU time and both CPU sets' busy time read around it.
+    /// </summary>
+    private RunRecord Measure(Scenario scenario, ILoadTool tool, ServerProcess server, LoadSpec spec, int run, double pauseSeconds, bool countSyscalls)
+    {
+        var invocation = tool.Prepare(spec);
+        IReadOnlyList<string> command = invocation.Command;
+        string? perfOutput = null;
+        if (countSyscalls && _syscalls is not null)
+        {
+            perfOutput = Path.Combine(Path.GetTempPath(), $"uring-perf-{Environment.ProcessId}-{Guid.NewGuid():N}.csv");
+            command = _syscalls.Wrap(server.Pid, perfOutput, command);
+        }
+        List<string> args = ["-c", options.LoadCpus, .. ChildCpu.Wrap(command)];
+
+        var record = new RunRecord
+        {
+            Scenario = scenario.Name,
+            Contender = server.Contender.Name,
+            Run = run,
+            Tool = tool.Name,
+            Command = ["taskset", .. args],
+        };
+
+        // The pause lets the previous run's connections wind down, and shows what else the server CPU is doing.
+        if (pauseSeconds > 0)
+        {
+            var coresBefore = CpuTime.Cores(options.ServerCpuList);
+            long serversBefore = ServersTicks();
+            Thread.Sleep(TimeSpan.FromSeconds(pauseSeconds));
+            var coresAfter = CpuTime.Cores(options.ServerCpuList);
+            long serversTicks = ServersTicks() - serversBefore;
+            long coreTicks = coresAfter.Total - coresBefore.Total;
+            if (coreTicks > 0)
+            {
+                double servers = 100.0 * serversTicks / coreTicks;
+                record.ServersCpuBeforePercent = servers;
+                record.OtherLoadBeforePercent = Math.Max(0, coresAfter.BusyPercentSince(coresBefore)!.Value - servers);
+            }
+        }
+
+        record.StartedUtc = DateTime.UtcNow;
+        long? ticksBefore = CpuTime.ProcessTicks(server.Pid);
+        var serverBefore = CpuTime.Cores(options.ServerCpuList);
+        var loadBefore = CpuTime.Cores(options.LoadCpuList);
+        var clock = Stopwatch.StartNew();
+        var (result, loadToolCpu) = ChildCpu.Split(ChildProcesses.Run("taskset", args, TimeSpan.FromSeconds(spec.DurationSeconds + 30)));
+        double wall = clock.Elapsed.TotalSeconds;
+        long? ticksAfter = CpuTime.ProcessTicks(server.Pid);
+        var serverAfter = CpuTime.Cores(options.ServerCpuList);
+        var loadAfter = CpuTime.Cores(options.LoadCpuList);
+
+        var load = invocation.Parse(result);
+        long? syscalls = perfOutput is null ? null : SyscallCounter.ReadCount(perfOutput);
+
+        record.Requests = load.Requests;
+        record.Rps = load.Rps;
+        record.P50Us = scenario.HasLatency ? load.P50Us : null;
+        record.P99Us = scenario.HasLatency ? load.P99Us : null;
+        record.Non2xx = load.Non2xx;
+        record.SocketErrors = load.SocketErrors;
+        record.ErrorDetail = load.ErrorDetail;
+        record.Failure = load.Failure;
+        record.WallSeconds = wall;
+        record.ToolSeconds = load.DurationSeconds;
+        record.ServerCoresBusyPercent = serverAfter.BusyPercentSince(serverBefore);
+        record.LoadCoresBusyPercent = loadAfter.BusyPercentSince(loadBefore);
+        record.LoadToolCpuPercent = loadToolCpu is double cpu ? 100 * cpu / wall / options.LoadCpuList.Count : null;
+        if (ticksBefore is long t0 && ticksAfter is long t1)
+        {
+            long ticks = t1 - t0;
+            double cpuSeconds = (double)ticks / CpuTime.TicksPerSecond;
+            record.ServerCpuTicks = ticks;
+            record.ServerProcessCpuPercent = 100 * cpuSeconds / wall;
+            record.CpuUsPerRequest = load.Requests > 0 ? cpuSeconds * 1e6 / load.Requests : null;
+        }
+        if (syscalls is long n)
+        {
+            record.Syscalls = n;
+            record.SyscallsPerRequest = load.Requests > 0 ? (double)n / load.Requests : null;
+        }
+        if (!server.IsAlive)
+        {
+            record.Failure ??= "the server exited during the run (see its log)";
+            MarkStopped(server);
+        }
+        return record;
+    }
+
+    /// <summary>CPU ticks used so far by all running contender servers.</summary>
+    private long ServersTicks() => _servers.Sum(s => CpuTime.ProcessTicks(s.Pid) ?? 0);
+
+    private void MarkStopped(ServerProcess server)
+    {
+        var record = file.Contenders.First(c => c.Name == server.Contender.Name);
+        if (record.Error is null || !record.Error.Contains("exited", StringComparison.Ordinal))
+        {
+            record.Error = (record.Error is null ? "" : record.Error + "; ") + "the server exited during the benchmark (see " + record.LogFile + ")";
+            Say($"    ⚠ {server.Contender.Name}: {record.Error}");
+        }
+    }
+
+    private static string Describe(RunRecord r)
+    {
+        var parts = new List<string> { $"{MarkdownReport.Rps(r.Rps)} req/s" };
+        if (r.P50Us is not null)
+        {
+            parts.Add($"p50 {MarkdownReport.Latency(r.P50Us)}, p99 {MarkdownReport.Latency(r.P99Us)}");
+        }
+        parts.Add($"CPU {MarkdownReport.Num(r.CpuUsPerRequest, "0.00")} µs/req ({MarkdownReport.Num(r.ServerProcessCpuPercent, "0")} % of a core)");
+        if (r.SyscallsPerRequest is not null)
+        {
+            parts.Add($"{MarkdownReport.Num(r.SyscallsPerRequest, "0.00")} syscalls/req");
+        }
+        parts.Add($"load tool {MarkdownReport.Num(r.LoadToolCpuPercent, "0")} % of its CPU (CPU busy {MarkdownReport.Num(r.LoadCoresBusyPercent, "0")} %)");
+        if (r.TargetRps is double target)
+        {
+            parts.Add($"target {MarkdownReport.Rps(target)} req/s");
+        }
+        if (r.HasErrors)
+        {
+            parts.Add($"⚠ {r.ErrorDetail}");
+        }
+        return string.Join(", ", parts);
+    }
+
+    /// <summary>Stops every server.</summary>
+    public void Dispose()
+    {
+        foreach (var server in _servers)
+        {
+            server.Dispose();
+        }
+        _servers.Clear();
+    }
+}

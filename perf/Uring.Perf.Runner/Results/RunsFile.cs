@@ -1,0 +1,171 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Uring.Perf.Runner.Results;
+
+/// <summary>Everything one benchmark invocation measured: runs.json.</summary>
+internal sealed class RunsFile
+{
+    public int FormatVersion { get; set; } = 1;
+    public bool Quick { get; set; }
+
+    /// <summary>True when the run was stopped early (Ctrl-C, a signal): the numbers are partial.</summary>
+    public bool Interrupted { get; set; }
+
+    public DateTime StartedUtc { get; set; }
+    public DateTime? FinishedUtc { get; set; }
+    public MachineFacts Machine { get; set; } = new();
+    public RunSettings Settings { get; set; } = new();
+    public List<ContenderRecord> Contenders { get; set; } = [];
+    public List<ScenarioRecord> Scenarios { get; set; } = [];
+    public List<RunRecord> Runs { get; set; } = [];
+
+    /// <summary>Things the reader must know (tool fallbacks, syscall counting unavailable, ...), once each.</summary>
+    public List<string> Notes { get; set; } = [];
+
+    public string ToJson() => JsonSerializer.Serialize(this, s_json.RunsFile);
+
+    public static RunsFile FromJson(string json) =>
+        JsonSerializer.Deserialize(json, s_json.RunsFile) ?? throw new JsonException("runs.json is empty");
+
+    // Relaxed escaping keeps '+', '<' and '`' readable in a file that is only ever read as data.
+    private static readonly RunsJsonContext s_json = new(new JsonSerializerOptions
+    {
+        WriteIndented = true,
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        DefaultIgnoreCondition = JsonIgnoreCondition.Never,
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    });
+}
+
+internal sealed class MachineFacts
+{
+    public string Kernel { get; set; } = "";
+    public string CpuModel { get; set; } = "";
+    public int LogicalCpus { get; set; }
+    public string ServerCpus { get; set; } = "";
+    public string LoadCpus { get; set; } = "";
+    public int Rings { get; set; }
+    public string DotnetSdk { get; set; } = "";
+    public string DotnetRuntime { get; set; } = "";
+    public long ClockTicksPerSecond { get; set; }
+    public string Commit { get; set; } = "";
+
+    /// <summary>"wrk debian/4.1.0-3+b2 [epoll] ..." etc., one per tool used.</summary>
+    public List<string> LoadTools { get; set; } = [];
+
+    /// <summary>perf's version line, or why syscalls were not counted.</summary>
+    public string SyscallCounting { get; set; } = "";
+}
+
+internal sealed class RunSettings
+{
+    public int Runs { get; set; }
+    public int DurationSeconds { get; set; }
+    public int WarmupSeconds { get; set; }
+    public int ScenarioWarmupSeconds { get; set; }
+    public double PauseSeconds { get; set; }
+    public string Tool { get; set; } = "";
+    public bool CountSyscalls { get; set; }
+    public bool H2cEndpoint { get; set; }
+    public List<string> CommandLine { get; set; } = [];
+}
+
+internal sealed class ContenderRecord
+{
+    public string Name { get; set; } = "";
+    public List<string> AppArgs { get; set; } = [];
+    public int Port { get; set; }
+    public int? H2Port { get; set; }
+    public int? Pid { get; set; }
+
+    /// <summary>"IoUring" / "Epoll" as the transport logged it; null for sockets.</summary>
+    public string? Engine { get; set; }
+    public string? EngineLine { get; set; }
+    public bool Started { get; set; }
+
+    /// <summary>Why it did not start, or why it stopped during the benchmark.</summary>
+    public string? Error { get; set; }
+    public string LogFile { get; set; } = "";
+}
+
+internal sealed class ScenarioRecord
+{
+    public string Name { get; set; } = "";
+    public string Description { get; set; } = "";
+    public string? Tool { get; set; }
+    public bool Supported { get; set; }
+
+    /// <summary>Why it was not run, or what is special about it.</summary>
+    public string? Note { get; set; }
+    public int Connections { get; set; }
+    public int PipelineDepth { get; set; }
+    public int Streams { get; set; }
+
+    /// <summary>fixed-rate: the offered rate aimed at, and how it was set.</summary>
+    public double? TargetRps { get; set; }
+    public double? DelayMs { get; set; }
+    public string? RateSource { get; set; }
+}
+
+/// <summary>One measured run of one contender in one scenario.</summary>
+internal sealed class RunRecord
+{
+    public string Scenario { get; set; } = "";
+    public string Contender { get; set; } = "";
+
+    /// <summary>1-based.</summary>
+    public int Run { get; set; }
+    public string Tool { get; set; } = "";
+    public DateTime StartedUtc { get; set; }
+    public List<string> Command { get; set; } = [];
+
+    public long Requests { get; set; }
+    public double Rps { get; set; }
+    public double? P50Us { get; set; }
+    public double? P99Us { get; set; }
+    public long Non2xx { get; set; }
+    public long SocketErrors { get; set; }
+    public string? ErrorDetail { get; set; }
+
+    /// <summary>Set when the run measured nothing usable; such runs are left out of the medians.</summary>
+    public string? Failure { get; set; }
+
+    public double WallSeconds { get; set; }
+    public double ToolSeconds { get; set; }
+
+    /// <summary>delta(utime + stime) of the server process over the run, in clock ticks.</summary>
+    public long? ServerCpuTicks { get; set; }
+    public double? CpuUsPerRequest { get; set; }
+
+    /// <summary>The server process's CPU use over the run, in % of one CPU.</summary>
+    public double? ServerProcessCpuPercent { get; set; }
+    public long? Syscalls { get; set; }
+    public double? SyscallsPerRequest { get; set; }
+
+    /// <summary>How busy the server CPUs were over the run (all processes, softirq included).</summary>
+    public double? ServerCoresBusyPercent { get; set; }
+
+    /// <summary>How busy the server CPUs were in the idle pause just before the run, by anything but the contenders' servers: other load on the machine.</summary>
+    public double? OtherLoadBeforePercent { get; set; }
+
+    /// <summary>CPU the contenders' servers used in that idle pause (in % of the server CPUs), e.g. the previous contender still winding down.</summary>
+    public double? ServersCpuBeforePercent { get; set; }
+
+    /// <summary>How busy the load generator's CPUs were, by anything (the load tool, softirq, other processes).</summary>
+    public double? LoadCoresBusyPercent { get; set; }
+
+    /// <summary>The load tool's own CPU time (with perf) over the run, in % of its CPUs: near 100 % means the load tool was the limit.</summary>
+    public double? LoadToolCpuPercent { get; set; }
+
+    /// <summary>fixed-rate: the rate aimed at.</summary>
+    public double? TargetRps { get; set; }
+
+    [JsonIgnore]
+    public bool HasErrors => Non2xx > 0 || SocketErrors > 0;
+}
+
+[JsonSerializable(typeof(RunsFile))]
+internal sealed partial class RunsJsonContext : JsonSerializerContext
+{
+}

@@ -1,0 +1,84 @@
+namespace Uring.Perf.Runner.Results;
+
+/// <summary>The medians of one contender's runs in one scenario, and its ratios to the baseline.</summary>
+internal sealed record ContenderSummary(
+    string Contender,
+    int Runs,
+    int FailedRuns,
+    double? MedianRps,
+    double? MinRps,
+    double? MaxRps,
+    double? MedianP50Us,
+    double? MedianP99Us,
+    double? MedianCpuUsPerRequest,
+    double? MedianSyscallsPerRequest,
+    double? MedianLoadToolCpu,
+    double? MaxOtherLoadBefore,
+    long Non2xx,
+    long SocketErrors,
+    int RunsWithErrors,
+    string? FirstFailure)
+{
+    /// <summary>Median RPS relative to the baseline's (higher is better).</summary>
+    public double? RpsRatio { get; init; }
+
+    /// <summary>Median CPU µs/request relative to the baseline's (lower is better).</summary>
+    public double? CpuRatio { get; init; }
+}
+
+internal static class Summary
+{
+    /// <summary>One row per contender that has runs in the scenario, in contender order.</summary>
+    public static List<ContenderSummary> Of(RunsFile file, string scenario)
+    {
+        var rows = new List<ContenderSummary>();
+        foreach (var contender in file.Contenders)
+        {
+            var runs = file.Runs.Where(r => r.Scenario == scenario && r.Contender == contender.Name).ToList();
+            if (runs.Count == 0)
+            {
+                continue;
+            }
+            var good = runs.Where(r => r.Failure is null && r.Requests > 0).ToList();
+            rows.Add(new ContenderSummary(
+                contender.Name,
+                runs.Count,
+                runs.Count - good.Count,
+                Median(good.Select(r => (double?)r.Rps)),
+                good.Count > 0 ? good.Min(r => r.Rps) : null,
+                good.Count > 0 ? good.Max(r => r.Rps) : null,
+                Median(good.Select(r => r.P50Us)),
+                Median(good.Select(r => r.P99Us)),
+                Median(good.Select(r => r.CpuUsPerRequest)),
+                Median(good.Select(r => r.SyscallsPerRequest)),
+                Median(good.Select(r => r.LoadToolCpuPercent)),
+                runs.Max(r => r.OtherLoadBeforePercent),
+                runs.Sum(r => r.Non2xx),
+                runs.Sum(r => r.SocketErrors),
+                runs.Count(r => r.HasErrors),
+                runs.FirstOrDefault(r => r.Failure is not null)?.Failure));
+        }
+
+        var baseline = rows.FirstOrDefault(r => r.Contender == Contender.Baseline);
+        return [.. rows.Select(r => r with
+        {
+            RpsRatio = Ratio(r.MedianRps, baseline?.MedianRps),
+            CpuRatio = Ratio(r.MedianCpuUsPerRequest, baseline?.MedianCpuUsPerRequest),
+        })];
+    }
+
+    /// <summary>Median of the non-null values; null if there are none.</summary>
+    public static double? Median(IEnumerable<double?> values)
+    {
+        var sorted = values.Where(v => v is not null).Select(v => v!.Value).Order().ToList();
+        if (sorted.Count == 0)
+        {
+            return null;
+        }
+        int mid = sorted.Count / 2;
+        return sorted.Count % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+    }
+
+    private static double? Ratio(double? value, double? baseline) =>
+        value is double v && baseline is double b && b > 0 ? v / b : null;
+}

@@ -1,0 +1,246 @@
+using System.Globalization;
+
+namespace Uring.Perf.Runner;
+
+/// <summary>The runner's command line. Every value has a default; <c>--quick</c> changes the defaults only.</summary>
+internal sealed class RunnerOptions
+{
+    public const string Usage = """
+        usage: ./build.sh bench [options]
+
+        Starts every contender (a Uring.Perf.App process each, pinned to the server CPU), warms
+        each up, then measures them in turn, run by run (A, B, C, A, B, C, ...), for each scenario.
+        Writes perf/results/<timestamp>/{report.md,runs.json,chart.svg} and copies them to
+        perf/results/latest/ (a --quick run does not replace a full run there).
+
+          --contenders LIST   comma-separated; default sockets,uring,uring-epoll.
+                              Known: sockets, uring, uring-epoll, sockets-inline, uring-inline.
+          --inline            add sockets-inline and uring-inline to the default contenders.
+          --scenarios LIST    comma-separated; default all: plaintext-64, plaintext-256,
+                              plaintext-pipelined-16, json-64, h2-64, fixed-rate.
+          --runs N            measured runs per contender and scenario. Default 5.
+          --duration S        seconds per run. Default 10.
+          --warmup S          load on each contender's first scenario before measuring. Default 30
+                              (.NET needs ~20 s under load to reach steady state).
+          --scenario-warmup S load before each later scenario on an already warm contender. Default 5.
+          --pause S           idle seconds between runs. Default 1.
+          --quick             plaintext-64 only, 3 runs of 5 s, 10 s warm-up, 2 s scenario warm-up.
+          --server-cpu LIST   taskset CPU list for the servers. Default 0.
+          --load-cpu LIST     taskset CPU list for the load generator. Default 1.
+          --rings N           uring RingCount and sockets IOQueueCount. Default: the number of
+                              server CPUs (1 when the server is pinned to one CPU).
+          --base-port P       first port; contenders take the next free ports. Default 5101.
+          --tool T            auto | wrk | bombardier. auto = bombardier when on PATH, else wrk.
+                              Pipelined runs always use wrk; h2-64 uses h2load.
+          --rate RPS          fixed-rate target. Default: 50% of the sockets plaintext-64 median.
+          --no-syscalls       do not count syscalls with perf (counting costs the server a little).
+          --h2c-endpoint      give each server a second, HTTP/2-only cleartext endpoint through
+                              Kestrel's configuration (Kestrel__Endpoints__* environment
+                              variables) for h2-64. Without it, h2-64 runs only if the app's own
+                              endpoint speaks h2c; the app's Http1AndHttp2 endpoint does not.
+          --no-install        do not apt-get install missing load tools (wrk, nghttp2-client, linux-perf).
+          --skip-build        use the app as already built (perf/Uring.Perf.App/bin/Release).
+          --out DIR           results folder. Default perf/results.
+          --render DIR        only rewrite DIR/report.md and DIR/chart.svg from DIR/runs.json.
+          -h, --help          this text.
+        """;
+
+    public List<Contender> Contenders { get; private set; } = [];
+    public List<Scenario> Scenarios { get; private set; } = [];
+    public int Runs { get; private set; } = 5;
+    public int DurationSeconds { get; private set; } = 10;
+    public int WarmupSeconds { get; private set; } = 30;
+    public int ScenarioWarmupSeconds { get; private set; } = 5;
+    public double PauseSeconds { get; private set; } = 1;
+    public bool Quick { get; private set; }
+    public string ServerCpus { get; private set; } = "0";
+    public string LoadCpus { get; private set; } = "1";
+    public int Rings { get; private set; }
+    public int BasePort { get; private set; } = 5101;
+    public string Tool { get; private set; } = "auto";
+    public double? Rate { get; private set; }
+    public bool CountSyscalls { get; private set; } = true;
+    public bool H2cEndpoint { get; private set; }
+    public bool Install { get; private set; } = true;
+    public bool SkipBuild { get; private set; }
+    public string? OutDir { get; private set; }
+
+    /// <summary>--render: the results folder whose report and chart are to be rewritten; nothing is run.</summary>
+    public string? RenderDir { get; private set; }
+
+    /// <summary>The CPUs in <see cref="ServerCpus"/> and <see cref="LoadCpus"/>, expanded.</summary>
+    public IReadOnlyList<int> ServerCpuList { get; private set; } = [0];
+    public IReadOnlyList<int> LoadCpuList { get; private set; } = [1];
+
+    /// <summary>Parses the command line; null means help was asked for. Throws ArgumentException on bad input.</summary>
+    public static RunnerOptions? Parse(string[] args)
+    {
+        var o = new RunnerOptions();
+        var given = new HashSet<string>(StringComparer.Ordinal);
+        bool inline = false;
+        string? contenders = null;
+        string? scenarios = null;
+
+        for (int i = 0; i < args.Length; i++)
+        {
+            string arg = args[i];
+            string name = arg;
+            string? value = null;
+            int eq = arg.IndexOf('=');
+            if (arg.StartsWith("--", StringComparison.Ordinal) && eq > 0)
+            {
+                name = arg[..eq];
+                value = arg[(eq + 1)..];
+            }
+            given.Add(name);
+
+            string Value()
+            {
+                if (value is not null)
+                {
+                    return value;
+                }
+                if (i + 1 >= args.Length)
+                {
+                    throw new ArgumentException($"{name} needs a value");
+                }
+                return args[++i];
+            }
+
+            int Int(int min)
+            {
+                string text = Value();
+                if (!int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int n) || n < min)
+                {
+                    throw new ArgumentException($"{name} needs an integer >= {min}, got '{text}'");
+                }
+                return n;
+            }
+
+            double Number(double min)
+            {
+                string text = Value();
+                if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double d) || d < min || !double.IsFinite(d))
+                {
+                    throw new ArgumentException($"{name} needs a number >= {min}, got '{text}'");
+                }
+                return d;
+            }
+
+            void Flag()
+            {
+                if (value is not null)
+                {
+                    throw new ArgumentException($"{name} takes no value");
+                }
+            }
+
+            switch (name)
+            {
+                case "-h":
+                case "--help":
+                    return null;
+                case "--contenders": contenders = Value(); break;
+                case "--inline": Flag(); inline = true; break;
+                case "--scenarios": scenarios = Value(); break;
+                case "--runs": o.Runs = Int(1); break;
+                case "--duration": o.DurationSeconds = Int(1); break;
+                case "--warmup": o.WarmupSeconds = Int(0); break;
+                case "--scenario-warmup": o.ScenarioWarmupSeconds = Int(0); break;
+                case "--pause": o.PauseSeconds = Number(0); break;
+                case "--quick": Flag(); o.Quick = true; break;
+                case "--server-cpu": o.ServerCpus = Value(); break;
+                case "--load-cpu": o.LoadCpus = Value(); break;
+                case "--rings": o.Rings = Int(1); break;
+                case "--base-port": o.BasePort = Int(1024); break;
+                case "--tool":
+                    o.Tool = Value();
+                    if (o.Tool is not ("auto" or "wrk" or "bombardier"))
+                    {
+                        throw new ArgumentException($"--tool must be auto, wrk or bombardier, got '{o.Tool}'");
+                    }
+                    break;
+                case "--rate": o.Rate = Number(1); break;
+                case "--no-syscalls": Flag(); o.CountSyscalls = false; break;
+                case "--h2c-endpoint": Flag(); o.H2cEndpoint = true; break;
+                case "--no-install": Flag(); o.Install = false; break;
+                case "--skip-build": Flag(); o.SkipBuild = true; break;
+                case "--out": o.OutDir = Value(); break;
+                case "--render": o.RenderDir = Value(); break;
+                default:
+                    throw new ArgumentException($"unknown argument '{arg}'");
+            }
+        }
+
+        if (o.Quick)
+        {
+            // --quick sets defaults; options given explicitly still win.
+            if (!given.Contains("--runs")) { o.Runs = 3; }
+            if (!given.Contains("--duration")) { o.DurationSeconds = 5; }
+            if (!given.Contains("--warmup")) { o.WarmupSeconds = 10; }
+            if (!given.Contains("--scenario-warmup")) { o.ScenarioWarmupSeconds = 2; }
+            scenarios ??= Scenario.RateReference;
+        }
+
+        o.Contenders = contenders is null
+            ? [.. Contender.Defaults(inline)]
+            : [.. SplitList(contenders).Select(n => Contender.Find(n) ?? throw new ArgumentException(
+                $"unknown contender '{n}' (known: {string.Join(", ", Contender.All.Select(c => c.Name))})"))];
+        o.Scenarios = scenarios is null
+            ? [.. Scenario.All]
+            : [.. SplitList(scenarios).Select(n => Scenario.Find(n) ?? throw new ArgumentException(
+                $"unknown scenario '{n}' (known: {string.Join(", ", Scenario.All.Select(s => s.Name))})"))];
+        // Run scenarios in the catalogue's order: fixed-rate needs plaintext-64's result first.
+        o.Contenders = [.. o.Contenders.Distinct()];
+        o.Scenarios = [.. Scenario.All.Where(o.Scenarios.Contains)];
+        if (o.Contenders.Count == 0 || o.Scenarios.Count == 0)
+        {
+            throw new ArgumentException("nothing to run: no contender or no scenario selected");
+        }
+
+        o.ServerCpuList = ParseCpuList("--server-cpu", o.ServerCpus);
+        o.LoadCpuList = ParseCpuList("--load-cpu", o.LoadCpus);
+        int available = Environment.ProcessorCount;
+        foreach (int cpu in o.ServerCpuList.Concat(o.LoadCpuList))
+        {
+            if (cpu >= available)
+            {
+                throw new ArgumentException($"CPU {cpu} does not exist here (this machine has {available})");
+            }
+        }
+        if (o.Rings == 0)
+        {
+            o.Rings = o.ServerCpuList.Count;
+        }
+        return o;
+    }
+
+    private static IEnumerable<string> SplitList(string text) =>
+        text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+
+    /// <summary>Expands a taskset-style list ("0", "0,2", "2-3").</summary>
+    private static List<int> ParseCpuList(string option, string text)
+    {
+        var cpus = new SortedSet<int>();
+        foreach (string part in SplitList(text))
+        {
+            string[] range = part.Split('-');
+            if (range.Length is < 1 or > 2
+                || !int.TryParse(range[0], NumberStyles.None, CultureInfo.InvariantCulture, out int first)
+                || !int.TryParse(range[^1], NumberStyles.None, CultureInfo.InvariantCulture, out int last)
+                || last < first)
+            {
+                throw new ArgumentException($"{option}: '{text}' is not a CPU list like 0 or 0,2 or 2-3");
+            }
+            for (int cpu = first; cpu <= last; cpu++)
+            {
+                cpus.Add(cpu);
+            }
+        }
+        if (cpus.Count == 0)
+        {
+            throw new ArgumentException($"{option} is empty");
+        }
+        return [.. cpus];
+    }
+}
