@@ -55,8 +55,8 @@ public sealed class UringTransportOptions
     /// </summary>
     public bool ListenerSharding { get; set; } = true;
 
-    /// <summary>Test hook: observes the transport's memory pool.</summary>
-    internal Action<Internal.PinnedBlockMemoryPool>? MemoryPoolCreated { get; set; }
+    /// <summary>Test hook: observes the transport's loops and memory pool once they run.</summary>
+    internal Action<Internal.IoLoopGroup>? GroupStarted { get; set; }
 
     /// <summary>Test hook: forwarded to <see cref="RingOptions"/> to simulate a refused io_uring_setup.</summary>
     internal Func<int>? InjectSetupErrno { get; set; }

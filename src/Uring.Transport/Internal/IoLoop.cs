@@ -32,6 +32,7 @@ internal sealed class IoLoop : PipeScheduler
     private readonly Stack<int> _freeSlots = new();
     private int _nextSlot;
     private int _connectionCount;
+    private int _buffersInUse;
     private int _sleeping;
     private volatile bool _stopRequested;
     private IRing? _ring;
@@ -67,6 +68,16 @@ internal sealed class IoLoop : PipeScheduler
 
     /// <summary>Work items waiting for the loop (for diagnostics).</summary>
     public int QueueLength => _work.Count;
+
+    /// <summary>Provided buffers the kernel filled that are not yet back in the ring (for diagnostics).</summary>
+    public int BuffersInUse => Volatile.Read(ref _buffersInUse);
+
+    /// <summary>Gives a provided buffer back to the ring; on the loop thread.</summary>
+    public void RecycleBuffer(ushort bufferId)
+    {
+        _buffers!.Recycle(bufferId);
+        Volatile.Write(ref _buffersInUse, _buffersInUse - 1);
+    }
 
     public Task Stopped => _stopped.Task;
 
@@ -227,12 +238,13 @@ internal sealed class IoLoop : PipeScheduler
     private void Dispatch(in Completion completion)
     {
         ulong userData = completion.UserData;
+        if (completion.HasBuffer) Volatile.Write(ref _buffersInUse, _buffersInUse + 1);
         int slot = UserData.Slot(userData);
         ICompletionHandler? handler = slot < _nextSlot ? _handlers[slot] : null;
         if (handler is null || _generations[slot] != UserData.Generation(userData))
         {
             // A late completion for a previous owner: only its provided buffer still matters.
-            if (completion.HasBuffer) _buffers!.Recycle(completion.BufferId);
+            if (completion.HasBuffer) RecycleBuffer(completion.BufferId);
             return;
         }
         try

@@ -58,9 +58,11 @@ internal sealed class IoLoopGroup
 
         UringLog.EngineSelected(logger, selection.Engine, loops.Length, selection.Reason);
         var pool = new PinnedBlockMemoryPool();
-        options.MemoryPoolCreated?.Invoke(pool);
         PipeScheduler scheduler = options.UnsafePreferInlineScheduling ? PipeScheduler.Inline : PipeScheduler.ThreadPool;
-        return new IoLoopGroup(loops, pool, scheduler, logger, selection);
+        var group = new IoLoopGroup(loops, pool, scheduler, logger, selection);
+        UringMetrics.Register(group);
+        options.GroupStarted?.Invoke(group);
+        return group;
     }
 
     /// <summary>Stops every loop once its connections are gone (aborting stragglers after a grace period).</summary>
@@ -68,6 +70,7 @@ internal sealed class IoLoopGroup
     {
         foreach (IoLoop loop in Loops) loop.RequestStop();
         await Task.WhenAll(Loops.Select(l => l.Stopped)).ConfigureAwait(false);
+        UringMetrics.Unregister(this);
         Pool.Dispose();
     }
 }

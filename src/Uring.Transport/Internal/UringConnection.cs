@@ -219,12 +219,12 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
                     _loop.MarkInputDirty(this);
                 }
             }
-            _loop.Buffers.Recycle(bid);
+            _loop.RecycleBuffer(bid);
             if (final) ArmRecv();
         }
         else if (result == 0)
         {
-            if (c.HasBuffer) _loop.Buffers.Recycle(c.BufferId);
+            if (c.HasBuffer) _loop.RecycleBuffer(c.BufferId);
             UringLog.ConnectionReadFin(_loop.Logger, ConnectionId);
             ReadEnded(null);
         }
