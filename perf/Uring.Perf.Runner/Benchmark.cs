@@ -15,7 +15,7 @@ internal sealed class BenchmarkException(string message) : Exception(message);
 /// the contenders up and measures them run by run, alternating (A, B, C, A, B, C, ...).
 /// Everything runs on the main thread (see <see cref="ChildProcesses"/>).
 /// </summary>
-internal sealed class Benchmark(RunnerOptions options, string repoRoot, string runDir, RunsFile file) : IDisposable
+internal sealed partial class Benchmark(RunnerOptions options, string repoRoot, string runDir, RunsFile file) : IDisposable
 {
     /// <summary>Per run, on top of its duration: starting the tool (and perf), reading /proc, parsing.</summary>
     private const double RunOverheadSeconds = 0.5;
@@ -68,24 +68,37 @@ internal sealed class Benchmark(RunnerOptions options, string repoRoot, string r
     {
         if (!options.SkipBuild)
         {
-            Say($"==> dotnet build -c Release {AppProject}");
-            var clock = Stopwatch.StartNew();
-            // --disable-build-servers: leave no MSBuild node or compiler server running afterwards.
-            var r = ChildProcesses.Run("dotnet", ["build", "-c", "Release", AppProject, "--nologo", "-v", "q", "--disable-build-servers"], TimeSpan.FromMinutes(10), repoRoot);
-            if (r.Cancelled)
+            Build(AppProject, "the app");
+            if (options.Scenarios.Any(s => s.Kind == ScenarioKind.HttpClient))
             {
-                return;
+                Build(HttpClientLoad.Project, "the HttpClient load client");
             }
-            if (!r.Succeeded)
-            {
-                throw new BenchmarkException($"building the app failed (exit {r.ExitCode}{(r.TimedOut ? ", timed out" : "")}):\n{r.Tail(25)}");
-            }
-            Say($"    built in {clock.Elapsed.TotalSeconds:0} s");
         }
         if (!File.Exists(Path.Combine(repoRoot, AppDll)))
         {
             throw new BenchmarkException($"{AppDll} does not exist: build the app (drop --skip-build)");
         }
+    }
+
+    private void Build(string project, string what)
+    {
+        if (Stopping)
+        {
+            return;
+        }
+        Say($"==> dotnet build -c Release {project}");
+        var clock = Stopwatch.StartNew();
+        // --disable-build-servers: leave no MSBuild node or compiler server running afterwards.
+        var r = ChildProcesses.Run("dotnet", ["build", "-c", "Release", project, "--nologo", "-v", "q", "--disable-build-servers"], TimeSpan.FromMinutes(10), repoRoot);
+        if (r.Cancelled)
+        {
+            return;
+        }
+        if (!r.Succeeded)
+        {
+            throw new BenchmarkException($"building {what} failed (exit {r.ExitCode}{(r.TimedOut ? ", timed out" : "")}):\n{r.Tail(25)}");
+        }
+        Say($"    built in {clock.Elapsed.TotalSeconds:0} s");
     }
 
     private void FindTools()
@@ -176,6 +189,10 @@ internal sealed class Benchmark(RunnerOptions options, string repoRoot, string r
     /// <summary>The time a scenario is expected to take, for the progress estimate.</summary>
     private double PlannedSeconds(Scenario scenario, bool firstScenario)
     {
+        if (scenario.Kind == ScenarioKind.HttpClient)
+        {
+            return ClientPlannedSeconds();
+        }
         int n = options.Contenders.Count;
         double warmups = n * (firstScenario ? options.WarmupSeconds : options.ScenarioWarmupSeconds);
         double runs = options.Runs * n * (options.DurationSeconds + options.PauseSeconds + RunOverheadSeconds);
@@ -215,6 +232,12 @@ internal sealed class Benchmark(RunnerOptions options, string repoRoot, string r
         if (servers.Count == 0)
         {
             NotRun(record, "no contender is running");
+            return;
+        }
+
+        if (scenario.Kind == ScenarioKind.HttpClient)
+        {
+            RunClientScenario(scenario, record, tool, servers);
             return;
         }
 
@@ -533,6 +556,7 @@ internal sealed class Benchmark(RunnerOptions options, string repoRoot, string r
         record.SocketErrors = load.SocketErrors;
         record.ErrorDetail = load.ErrorDetail;
         record.Failure = load.Failure;
+        record.ClientCpuUsPerRequest = load.ClientCpuSeconds is double clientCpu && load.Requests > 0 ? clientCpu * 1e6 / load.Requests : null;
         record.WallSeconds = wall;
         record.ToolSeconds = load.DurationSeconds;
         record.ServerCoresBusyPercent = serverAfter.BusyPercentSince(serverBefore);

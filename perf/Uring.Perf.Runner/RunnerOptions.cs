@@ -17,7 +17,10 @@ internal sealed class RunnerOptions
                               Known: sockets, uring, uring-epoll, sockets-inline, uring-inline.
           --inline            add sockets-inline and uring-inline to the default contenders.
           --scenarios LIST    comma-separated; default all: plaintext-64, plaintext-256,
-                              plaintext-pipelined-16, json-64, h2-64, fixed-rate.
+                              plaintext-pipelined-16, json-64, h2-64, fixed-rate, client-64.
+                              client-64 loads the sockets server with HttpClient (Uring.Perf.Client),
+                              default SocketsHttpHandler vs UseUringTransport(), and reports the
+                              client's requests/s and CPU µs per request.
           --runs N            measured runs per contender and scenario. Default 5.
           --duration S        seconds per run. Default 10.
           --warmup S          load on each contender's first scenario before measuring. Default 30

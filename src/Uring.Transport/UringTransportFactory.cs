@@ -25,9 +25,7 @@ public sealed class UringTransportFactory : IConnectionListenerFactory, IConnect
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(loggerFactory);
         _options = options.Value;
-        ValidateOptionsResult validation = new UringTransportOptionsValidator().Validate(Options.DefaultName, _options);
-        if (validation.Failed)
-            throw new OptionsValidationException(Options.DefaultName, typeof(UringTransportOptions), validation.Failures);
+        UringTransportOptionsValidator.ThrowIfInvalid(_options);
         _logger = loggerFactory.CreateLogger(UringLog.Category);
     }
 
@@ -66,7 +64,8 @@ public sealed class UringTransportFactory : IConnectionListenerFactory, IConnect
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            _group ??= await IoLoopGroup.StartAsync(_options, _logger).ConfigureAwait(false);
+            // Published while it has listeners: client connections in this process use these loops too.
+            _group ??= await IoLoopGroupRegistry.Shared.StartServerGroupAsync(_options, _logger).ConfigureAwait(false);
             _listeners++;
             return _group;
         }
@@ -85,7 +84,8 @@ public sealed class UringTransportFactory : IConnectionListenerFactory, IConnect
             {
                 IoLoopGroup group = _group;
                 _group = null;
-                await group.StopAsync().ConfigureAwait(false);
+                // Stops now, or once the last client connection on these loops is done with them.
+                await IoLoopGroupRegistry.Shared.ReleaseServerGroupAsync(group).ConfigureAwait(false);
             }
         }
         finally

@@ -58,6 +58,9 @@ public sealed class UringTransportOptions
     /// <summary>Test hook: observes the transport's loops and memory pool once they run.</summary>
     internal Action<Internal.IoLoopGroup>? GroupStarted { get; set; }
 
+    /// <summary>Test hook: resolves host names for client connects instead of <see cref="System.Net.Dns"/>.</summary>
+    internal Func<string, System.Net.Sockets.AddressFamily, CancellationToken, Task<System.Net.IPAddress[]>>? ResolveHost { get; set; }
+
     /// <summary>Test hook: forwarded to <see cref="RingOptions"/> to simulate a refused io_uring_setup.</summary>
     internal Func<int>? InjectSetupErrno { get; set; }
 }

@@ -5,6 +5,14 @@ namespace Uring.Transport;
 /// <summary>Checks <see cref="UringTransportOptions"/> at start-up; each failure names the option.</summary>
 internal sealed class UringTransportOptionsValidator : IValidateOptions<UringTransportOptions>
 {
+    /// <summary>Throws <see cref="OptionsValidationException"/> naming every invalid option.</summary>
+    public static void ThrowIfInvalid(UringTransportOptions options)
+    {
+        ValidateOptionsResult validation = new UringTransportOptionsValidator().Validate(Options.DefaultName, options);
+        if (validation.Failed)
+            throw new OptionsValidationException(Options.DefaultName, typeof(UringTransportOptions), validation.Failures);
+    }
+
     public ValidateOptionsResult Validate(string? name, UringTransportOptions o)
     {
         var failures = new List<string>();

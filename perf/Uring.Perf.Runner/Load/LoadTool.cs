@@ -11,6 +11,7 @@ namespace Uring.Perf.Runner.Load;
 /// <param name="Streams">HTTP/2 concurrent streams per connection.</param>
 /// <param name="DelayMs">Fixed rate, wrk: mean pause after each response, per connection.</param>
 /// <param name="RateRps">Fixed rate, bombardier: total requests per second.</param>
+/// <param name="ClientHandler">The client scenario: the HttpClient handler under test.</param>
 internal sealed record LoadSpec(
     string Url,
     int Connections,
@@ -19,7 +20,8 @@ internal sealed record LoadSpec(
     int PipelineDepth = 1,
     int Streams = 1,
     double? DelayMs = null,
-    double? RateRps = null);
+    double? RateRps = null,
+    string? ClientHandler = null);
 
 /// <summary>What the load tool measured. Latencies are null where the tool cannot measure them.</summary>
 internal sealed record LoadResult
@@ -41,6 +43,9 @@ internal sealed record LoadResult
 
     /// <summary>Set when the run produced no usable measurement (tool failed, output not understood).</summary>
     public string? Failure { get; init; }
+
+    /// <summary>The client scenario: the client process's own CPU seconds over the measured window.</summary>
+    public double? ClientCpuSeconds { get; init; }
 
     public static LoadResult Failed(string why) => new() { Failure = why };
 }

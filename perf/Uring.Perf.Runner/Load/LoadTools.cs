@@ -8,12 +8,14 @@ internal sealed class LoadTools
     private readonly ILoadTool? _http1;
     private readonly Wrk? _wrk;
     private readonly H2Load? _h2load;
+    private readonly HttpClientLoad? _httpClient;
 
-    private LoadTools(ILoadTool? http1, Wrk? wrk, H2Load? h2load)
+    private LoadTools(ILoadTool? http1, Wrk? wrk, H2Load? h2load, HttpClientLoad? httpClient)
     {
         _http1 = http1;
         _wrk = wrk;
         _h2load = h2load;
+        _httpClient = httpClient;
     }
 
     public static LoadTools Detect(RunnerOptions options, string repoRoot, Action<string> say)
@@ -45,11 +47,13 @@ internal sealed class LoadTools
             h2load = new H2Load(h2Path, version.Length > 0 ? version : "h2load");
         }
 
+        HttpClientLoad? httpClient = options.Scenarios.Any(s => s.Kind == ScenarioKind.HttpClient) ? HttpClientLoad.Find(repoRoot) : null;
+
         ILoadTool? http1 = bombardier is not null ? bombardier : wrk;
         say($"==> load generator: {http1?.Version ?? "none (wrk is missing)"}" +
             (bombardier is null && options.Tool != "wrk" ? " (no HTTP bombardier on PATH)" : "") +
             (h2load is not null ? $"; HTTP/2: {h2load.Version}" : ""));
-        return new LoadTools(http1, wrk, h2load);
+        return new LoadTools(http1, wrk, h2load, httpClient);
     }
 
     /// <summary>The tool for a scenario, or null with the reason.</summary>
@@ -60,11 +64,13 @@ internal sealed class LoadTools
             ScenarioKind.Http1 or ScenarioKind.FixedRate => _http1,
             ScenarioKind.Pipelined => _wrk,
             ScenarioKind.H2c => _h2load,
+            ScenarioKind.HttpClient => _httpClient,
             _ => null,
         };
         whyNot = tool is not null ? null : scenario.Kind switch
         {
             ScenarioKind.H2c => "h2load is not installed (Debian package nghttp2-client)",
+            ScenarioKind.HttpClient => $"{HttpClientLoad.Dll} does not exist (the build of {HttpClientLoad.Project} failed?)",
             _ => "wrk is not installed (Debian package wrk)",
         };
         return tool;

@@ -113,8 +113,17 @@ internal static class MarkdownReport
             return;
         }
 
-        md.AppendLine("| contender | req/s median | min | max | req/s vs sockets | p50 | p99 | CPU µs/req | CPU/req vs sockets | syscalls/req | load tool CPU | notes |");
-        md.AppendLine("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|");
+        bool client = scenario.ClientSide;
+        if (client)
+        {
+            md.AppendLine("| client handler | req/s median | min | max | req/s vs sockets | p50 | p99 | client CPU µs/req | client CPU/req vs sockets | notes |");
+            md.AppendLine("|---|--:|--:|--:|--:|--:|--:|--:|--:|---|");
+        }
+        else
+        {
+            md.AppendLine("| contender | req/s median | min | max | req/s vs sockets | p50 | p99 | CPU µs/req | CPU/req vs sockets | syscalls/req | load tool CPU | notes |");
+            md.AppendLine("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|");
+        }
         var footnotes = new List<string>();
         foreach (var r in rows)
         {
@@ -131,7 +140,7 @@ internal static class MarkdownReport
             {
                 notes.Add($"⚠ {r.FailedRuns}/{r.Runs} runs failed: {r.FirstFailure}");
             }
-            var contender = file.Contenders.FirstOrDefault(c => c.Name == r.Contender);
+            var contender = client ? null : file.Contenders.FirstOrDefault(c => c.Name == r.Contender);
             if (contender?.Error is not null && contender.Started)
             {
                 notes.Add($"⚠ {contender.Error}");
@@ -140,9 +149,11 @@ internal static class MarkdownReport
             {
                 notes.Add($"⚠ other processes used up to {bg:0} % of the server CPU just before a run");
             }
-            md.AppendLine($"| {r.Contender} | {Rps(r.MedianRps)} | {Rps(r.MinRps)} | {Rps(r.MaxRps)} | {Ratio(r.RpsRatio)} | " +
-                $"{Latency(r.MedianP50Us)} | {Latency(r.MedianP99Us)} | {Num(r.MedianCpuUsPerRequest, "0.00")} | {Ratio(r.CpuRatio)} | " +
-                $"{Num(r.MedianSyscallsPerRequest, "0.00")} | {Percent(r.MedianLoadToolCpu)} | {Cell(string.Join("; ", notes))} |");
+            string common = $"| {r.Contender} | {Rps(r.MedianRps)} | {Rps(r.MinRps)} | {Rps(r.MaxRps)} | {Ratio(r.RpsRatio)} | " +
+                $"{Latency(r.MedianP50Us)} | {Latency(r.MedianP99Us)} | {Num(r.MedianCpuUsPerRequest, "0.00")} | {Ratio(r.CpuRatio)} | ";
+            md.AppendLine(client
+                ? $"{common}{Cell(string.Join("; ", notes))} |"
+                : $"{common}{Num(r.MedianSyscallsPerRequest, "0.00")} | {Percent(r.MedianLoadToolCpu)} | {Cell(string.Join("; ", notes))} |");
         }
         md.AppendLine();
         foreach (string f in footnotes)

@@ -102,6 +102,9 @@ internal sealed class ScenarioRecord
     public int PipelineDepth { get; set; }
     public int Streams { get; set; }
 
+    /// <summary>The client scenario: the rows are HttpClient handlers against one server, and CPU is the client's.</summary>
+    public bool ClientSide { get; set; }
+
     /// <summary>fixed-rate: the offered rate aimed at, and how it was set.</summary>
     public double? TargetRps { get; set; }
     public double? DelayMs { get; set; }
@@ -137,6 +140,9 @@ internal sealed class RunRecord
     /// <summary>delta(utime + stime) of the server process over the run, in clock ticks.</summary>
     public long? ServerCpuTicks { get; set; }
     public double? CpuUsPerRequest { get; set; }
+
+    /// <summary>The client scenario: the client process's own CPU over its measured window, per request.</summary>
+    public double? ClientCpuUsPerRequest { get; set; }
 
     /// <summary>The server process's CPU use over the run, in % of one CPU.</summary>
     public double? ServerProcessCpuPercent { get; set; }

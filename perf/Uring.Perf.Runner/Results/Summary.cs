@@ -24,24 +24,34 @@ internal sealed record ContenderSummary(
 
     /// <summary>Median CPU µs/request relative to the baseline's (lower is better).</summary>
     public double? CpuRatio { get; init; }
+
+    /// <summary>The client scenario: the row is a client handler and the CPU figures are the client's own.</summary>
+    public bool ClientSide { get; init; }
 }
 
 internal static class Summary
 {
-    /// <summary>One row per contender that has runs in the scenario, in contender order.</summary>
+    /// <summary>
+    /// One row per contender that has runs in the scenario, in contender order (then any other row
+    /// names: the client scenario's handlers). In the client scenario the CPU figures are the client's.
+    /// </summary>
     public static List<ContenderSummary> Of(RunsFile file, string scenario)
     {
+        bool clientSide = file.Scenarios.FirstOrDefault(s => s.Name == scenario)?.ClientSide == true;
+        var names = file.Contenders.Select(c => c.Name)
+            .Concat(file.Runs.Where(r => r.Scenario == scenario).Select(r => r.Contender))
+            .Distinct();
         var rows = new List<ContenderSummary>();
-        foreach (var contender in file.Contenders)
+        foreach (string name in names)
         {
-            var runs = file.Runs.Where(r => r.Scenario == scenario && r.Contender == contender.Name).ToList();
+            var runs = file.Runs.Where(r => r.Scenario == scenario && r.Contender == name).ToList();
             if (runs.Count == 0)
             {
                 continue;
             }
             var good = runs.Where(r => r.Failure is null && r.Requests > 0).ToList();
             rows.Add(new ContenderSummary(
-                contender.Name,
+                name,
                 runs.Count,
                 runs.Count - good.Count,
                 Median(good.Select(r => (double?)r.Rps)),
@@ -49,14 +59,17 @@ internal static class Summary
                 good.Count > 0 ? good.Max(r => r.Rps) : null,
                 Median(good.Select(r => r.P50Us)),
                 Median(good.Select(r => r.P99Us)),
-                Median(good.Select(r => r.CpuUsPerRequest)),
+                Median(good.Select(r => clientSide ? r.ClientCpuUsPerRequest : r.CpuUsPerRequest)),
                 Median(good.Select(r => r.SyscallsPerRequest)),
                 Median(good.Select(r => r.LoadToolCpuPercent)),
                 runs.Max(r => r.OtherLoadBeforePercent),
                 runs.Sum(r => r.Non2xx),
                 runs.Sum(r => r.SocketErrors),
                 runs.Count(r => r.HasErrors),
-                runs.FirstOrDefault(r => r.Failure is not null)?.Failure));
+                runs.FirstOrDefault(r => r.Failure is not null)?.Failure)
+            {
+                ClientSide = clientSide,
+            });
         }
 
         var baseline = rows.FirstOrDefault(r => r.Contender == Contender.Baseline);

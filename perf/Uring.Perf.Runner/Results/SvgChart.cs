@@ -34,7 +34,8 @@ internal static class SvgChart
 
     public static string Render(RunsFile file)
     {
-        var contenders = file.Contenders.Select(c => c.Name).ToList();
+        // Server contenders, then any other row names (the client scenario's handlers).
+        var contenders = file.Contenders.Select(c => c.Name).Concat(file.Runs.Select(r => r.Contender)).Distinct().ToList();
         var groups = file.Scenarios
             .Select(s => (Scenario: s, Rows: s.Supported ? Summary.Of(file, s.Name) : []))
             .ToList();
@@ -63,7 +64,7 @@ internal static class SvgChart
 
         Panel(svg, groups, contenders, PanelTop, "median requests/s (higher is better)",
             r => r.MedianRps, v => Short(v), groupWidth, slot);
-        Panel(svg, groups, contenders, PanelTop + PanelHeight + PanelSpacing, "median server CPU µs per request (lower is better)",
+        Panel(svg, groups, contenders, PanelTop + PanelHeight + PanelSpacing, "median CPU µs per request, the server's (client-64: the client's) (lower is better)",
             r => r.MedianCpuUsPerRequest, v => v.ToString("0.0", CultureInfo.InvariantCulture), groupWidth, slot);
 
         svg.AppendLine("</svg>");

@@ -72,6 +72,7 @@ public static class Errno
         ENETDOWN => System.Net.Sockets.SocketError.NetworkDown,
         EADDRINUSE => System.Net.Sockets.SocketError.AddressAlreadyInUse,
         EADDRNOTAVAIL => System.Net.Sockets.SocketError.AddressNotAvailable,
+        ENOENT => System.Net.Sockets.SocketError.AddressNotAvailable, // as .NET: connecting to a Unix socket path that does not exist
         ECANCELED => System.Net.Sockets.SocketError.OperationAborted,
         ENOTCONN => System.Net.Sockets.SocketError.NotConnected,
         EACCES or EPERM => System.Net.Sockets.SocketError.AccessDenied,

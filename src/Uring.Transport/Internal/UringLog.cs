@@ -50,4 +50,16 @@ internal static partial class UringLog
 
     [LoggerMessage(23, LogLevel.Error, "I/O loop {LoopIndex}: io_uring_enter failed with {Error}.")]
     public static partial void SubmitFailed(ILogger logger, int loopIndex, string error);
+
+    [LoggerMessage(30, LogLevel.Debug, "Client I/O loops started: {RingCount} on {Engine} (no server in this process runs loops of that engine).")]
+    public static partial void ClientLoopsStarted(ILogger logger, RingEngine engine, int ringCount);
+
+    [LoggerMessage(31, LogLevel.Debug, "Connecting to {EndPoint} failed: {Error}.")]
+    public static partial void ConnectFailed(ILogger logger, EndPoint endPoint, string error);
+
+    [LoggerMessage(32, LogLevel.Debug, "Client connection {ConnectionId} connected on loop {LoopIndex} to {RemoteEndPoint}.")]
+    public static partial void ClientConnected(ILogger logger, string connectionId, int loopIndex, EndPoint? remoteEndPoint);
+
+    [LoggerMessage(33, LogLevel.Warning, "The connection factory was disposed, but {Count} connection(s) did not close within {Seconds} s.")]
+    public static partial void FactoryDisposeTimedOut(ILogger logger, int count, int seconds);
 }
