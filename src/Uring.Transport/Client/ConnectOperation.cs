@@ -124,7 +124,7 @@ internal sealed unsafe class ConnectOperation : ICompletionHandler
         var connection = new UringConnection(_loop, _fd, NativeSocket.GetLocalEndPoint(_fd), NativeSocket.GetRemoteEndPoint(_fd) ?? _endPoint,
             _pool, scheduler, _options.MaxReadBufferSize, _options.MaxWriteBufferSize);
         _fd = -1; // the connection owns it now
-        connection.Start();
+        connection.Start(accepted: false);
         UringLog.ClientConnected(_loop.Logger, connection.ConnectionId, _loop.Index, connection.RemoteEndPoint);
         _registration.Unregister();
         _result.TrySetResult(connection);
@@ -136,6 +136,17 @@ internal sealed unsafe class ConnectOperation : ICompletionHandler
         if (_inFlight) return;
         ReleaseSlotAndAddress();
         Finish(error);
+    }
+
+    public void OnLoopStopping() => CancelOnLoop();
+
+    public void OnLoopStopped()
+    {
+        // No completion will come; the sockaddr stays allocated in case the ring's teardown reads it.
+        _address = null;
+        _slot = -1;
+        _inFlight = false;
+        Finish(new ObjectDisposedException(nameof(UringConnectionFactory), "The transport stopped before the connect completed."));
     }
 
     private void Fail(int errno)

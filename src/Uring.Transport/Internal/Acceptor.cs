@@ -102,6 +102,8 @@ internal sealed class Acceptor : ICompletionHandler
         else Finish();
     }
 
+    public void OnLoopStopping() => StopOnLoop();
+
     /// <summary>The loop stopped (its ring is gone): close the listening socket and report stopped.</summary>
     public void OnLoopStopped()
     {

@@ -105,9 +105,10 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
     private ulong Token(OpKind kind) => UserData.Encode(kind, _slot, _generation);
 
     /// <summary>Starts receiving and sending; on the loop thread, right after the connection is created.</summary>
-    public void Start()
+    /// <param name="accepted">True for a connection a listener accepted (logged here); false for an outbound one.</param>
+    public void Start(bool accepted = true)
     {
-        UringLog.ConnectionAccepted(_loop.Logger, ConnectionId, _loop.Index, RemoteEndPoint);
+        if (accepted) UringLog.ConnectionAccepted(_loop.Logger, ConnectionId, _loop.Index, RemoteEndPoint);
         ArmRecv();
         _ = SendLoopAsync();
     }
@@ -153,6 +154,11 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
     }
 
     public void OnHandlerFault(Exception error) => AbortOnLoop(new ConnectionAbortedException("The transport failed: " + error.Message, error));
+
+    public void OnLoopStopping() => AbortOnLoop(new ConnectionAbortedException("The transport is stopping."));
+
+    /// <summary>Completes when the fd is closed and the slot released (or the loop stopped).</summary>
+    internal Task Closed => _closedTask.Task;
 
     // ---- receive -------------------------------------------------------------------------------
 

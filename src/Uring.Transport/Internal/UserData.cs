@@ -39,4 +39,14 @@ internal interface ICompletionHandler
 
     /// <summary>A handler call threw: end this handler's work (the loop goes on).</summary>
     void OnHandlerFault(Exception error);
+
+    /// <summary>The loop is stopping: cancel or abort what is in flight; completions still arrive.</summary>
+    void OnLoopStopping();
+
+    /// <summary>
+    /// The loop has stopped and its ring is gone: no completion will come. Release what can be
+    /// released without the kernel (memory the kernel might still touch stays allocated) and
+    /// complete every waiter.
+    /// </summary>
+    void OnLoopStopped();
 }
