@@ -37,10 +37,10 @@ internal sealed class RunnerOptions
                               Pipelined runs always use wrk; h2-64 uses h2load.
           --rate RPS          fixed-rate target. Default: 50% of the sockets plaintext-64 median.
           --no-syscalls       do not count syscalls with perf (counting costs the server a little).
-          --h2c-endpoint      give each server a second, HTTP/2-only cleartext endpoint through
-                              Kestrel's configuration (Kestrel__Endpoints__* environment
-                              variables) for h2-64. Without it, h2-64 runs only if the app's own
-                              endpoint speaks h2c; the app's Http1AndHttp2 endpoint does not.
+          --no-h2c-endpoint   do not give each server its second, HTTP/2-only cleartext endpoint
+                              (added through Kestrel's configuration, Kestrel__Endpoints__*
+                              environment variables, for h2-64). Without it, h2-64 runs only if
+                              the app's own endpoint speaks h2c; the app's Http1AndHttp2 one does not.
           --no-install        do not apt-get install missing load tools (wrk, nghttp2-client, linux-perf).
           --skip-build        use the app as already built (perf/Uring.Perf.App/bin/Release).
           --out DIR           results folder. Default perf/results.
@@ -63,7 +63,7 @@ internal sealed class RunnerOptions
     public string Tool { get; private set; } = "auto";
     public double? Rate { get; private set; }
     public bool CountSyscalls { get; private set; } = true;
-    public bool H2cEndpoint { get; private set; }
+    public bool H2cEndpoint { get; private set; } = true;
     public bool Install { get; private set; } = true;
     public bool SkipBuild { get; private set; }
     public string? OutDir { get; private set; }
@@ -165,7 +165,8 @@ internal sealed class RunnerOptions
                     break;
                 case "--rate": o.Rate = Number(1); break;
                 case "--no-syscalls": Flag(); o.CountSyscalls = false; break;
-                case "--h2c-endpoint": Flag(); o.H2cEndpoint = true; break;
+                case "--h2c-endpoint": Flag(); o.H2cEndpoint = true; break; // the default; kept for old command lines
+                case "--no-h2c-endpoint": Flag(); o.H2cEndpoint = false; break;
                 case "--no-install": Flag(); o.Install = false; break;
                 case "--skip-build": Flag(); o.SkipBuild = true; break;
                 case "--out": o.OutDir = Value(); break;
