@@ -35,8 +35,12 @@ Usage: ./build.sh <verb> [args...]
 
 Verbs:
   build          dotnet restore + dotnet build -c Release of Uring.Transport.sln
-  test [args]    build Release, then run every test/*/*.csproj with dotnet test
+  test [args]    build Release, then run every test project (test/*/*.csproj with
+                 <IsTestProject>true</IsTestProject>) with dotnet test
                  (extra args go to dotnet test, e.g. ./build.sh test --filter Name~Ring).
+                 Also runs the soak test (perf/Uring.Soak) for 30 s per engine after
+                 the tests, counted as one more test; --soak MINUTES changes that,
+                 --soak 0 skips it.
                  TRX files go to artifacts/test-results/; the last line printed is
                  "N passed, N failed" (", N skipped" when tests were skipped).
                  Exits non-zero if any test failed or a test run crashed or hung
@@ -44,7 +48,9 @@ Verbs:
   run [args]     run the sample server (perf/Uring.Perf.App) on the uring transport,
                  default engine, at http://127.0.0.1:5000; extra args go to the app
   bench [args]   run the load runner (perf/Uring.Perf.Runner); extra args go to it
-  soak [args]    run the soak test (perf/Uring.Soak); extra args go to it
+  soak [args]    run the soak test (perf/Uring.Soak): mixed verified load against the
+                 sample server on each engine, --minutes N each (default 10); extra args
+                 go to it (--help lists them). Exits non-zero if the soak failed.
   pack           dotnet pack -c Release src/Uring.Native and src/Uring.Transport
                  into artifacts/packages/
   help           this text
@@ -185,8 +191,25 @@ summary_and_exit() { # passed failed skipped
 }
 
 do_test() {
-    local projects=() p
-    while IFS= read -r p; do projects+=("$p"); done < <(find test -mindepth 2 -maxdepth 2 -name '*.csproj' 2>/dev/null | sort)
+    local projects=() p soak_minutes="0.5" args=()
+    while (( $# > 0 )); do
+        if [[ "$1" == "--soak" ]]; then
+            if [[ $# -lt 2 ]]; then
+                echo "ERROR: --soak needs a number of minutes (e.g. --soak 0.5)." >&2
+                summary_and_exit 0 1 0
+            fi
+            soak_minutes="$2"
+            shift 2
+        else
+            args+=("$1")
+            shift
+        fi
+    done
+    set -- "${args[@]+"${args[@]}"}"
+    # Test projects only: test/ also holds helpers the tests start (a child server process).
+    while IFS= read -r p; do
+        if grep -q '<IsTestProject>true</IsTestProject>' "$p"; then projects+=("$p"); fi
+    done < <(find test -mindepth 2 -maxdepth 2 -name '*.csproj' 2>/dev/null | sort)
 
     if (( ${#projects[@]} == 0 )); then
         echo "ERROR: no test projects found (test/*/*.csproj); the test runner produced no results." >&2
@@ -226,6 +249,20 @@ do_test() {
     done
 
     local passed=0 failed=0 skipped=0 notes=() flat tag pf ps r
+    if [[ -n "$soak_minutes" && "$soak_minutes" != "0" ]]; then
+        # Bounded like a test: the soak's own time per engine, plus start-up and drain, plus slack.
+        local limit
+        limit=$(awk -v m="$soak_minutes" 'BEGIN { printf "%d", m * 60 * 2 + 300 }')
+        echo "==> soak: $soak_minutes minute(s) per engine (killed after ${limit}s)"
+        rc=0
+        timeout --kill-after=30 "$limit" dotnet run --no-build -c Release --project perf/Uring.Soak -- --minutes "$soak_minutes" || rc=$?
+        if (( rc == 0 )); then
+            passed=$((passed + 1))
+        else
+            failed=$((failed + 1))
+            notes+=("Uring.Soak: failed (exit code $rc; see its summary above)")
+        fi
+    fi
     for r in "${results[@]}"; do
         name="${r%:*}"
         rc="${r##*:}"

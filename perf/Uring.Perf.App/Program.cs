@@ -1,10 +1,13 @@
 // TechEmpower-style benchmark app for Uring.Transport.
 //
-//   GET /plaintext -> "Hello, World!"                 text/plain
-//   GET /json      -> {"message":"Hello, World!"}    application/json (source-generated System.Text.Json)
-//   anything else  -> 404
+//   GET /plaintext            -> "Hello, World!"                 text/plain
+//   GET /json                 -> {"message":"Hello, World!"}    application/json (source-generated System.Text.Json)
+//   POST /echo                -> the request body                application/octet-stream
+//   GET /download?size=N&seed=S -> N bytes from new Random(S)     application/octet-stream (the soak test's downloads)
+//   GET /diag                 -> the transport's meter, RSS, fds  application/json (only with --diagnostics)
+//   anything else             -> 404
 //
-// Usage: Uring.Perf.App [--transport sockets|uring|uring-epoll] [--inline] [--urls URLS] [--rings N]
+// Usage: Uring.Perf.App [--transport sockets|uring|uring-epoll] [--inline] [--urls URLS] [--rings N] [--diagnostics]
 
 using System.Text;
 using System.Text.Json;
@@ -20,14 +23,18 @@ namespace Uring.Perf.App;
 public static class Program
 {
     private const string Usage =
-        "usage: Uring.Perf.App [--transport sockets|uring|uring-epoll] [--inline] [--urls URLS] [--rings N]\n" +
+        "usage: Uring.Perf.App [--transport sockets|uring|uring-epoll] [--inline] [--urls URLS] [--rings N] [--diagnostics]\n" +
         "  --transport  sockets = Kestrel's Sockets transport; uring = io_uring transport (engine Auto);\n" +
         "               uring-epoll = io_uring transport forced onto its epoll engine. Default: uring.\n" +
         "  --inline     run request processing inline on the I/O threads (UnsafePreferInlineScheduling).\n" +
         "  --urls       semicolon-separated listen URLs. Default: http://127.0.0.1:5000\n" +
-        "  --rings N    uring: RingCount (I/O loops); sockets: IOQueueCount. Default: transport's own.";
+        "  --rings N    uring: RingCount (I/O loops); sockets: IOQueueCount. Default: transport's own.\n" +
+        "  --diagnostics  serve GET /diag (the Uring.Transport meter's values, RSS, open fds) and log\n" +
+        "               warnings and errors from every category (the soak test reads both).";
 
-    private sealed record Settings(string Transport, bool Inline, string Urls, int? Rings);
+    private sealed record Settings(string Transport, bool Inline, string Urls, int? Rings, bool Diagnostics);
+
+    private static TransportDiagnostics? s_diagnostics;
 
     public static async Task<int> Main(string[] args)
     {
@@ -64,6 +71,13 @@ public static class Program
         builder.Logging.AddFilter((string?)null, LogLevel.None);
         builder.Logging.AddFilter("Uring.Transport", LogLevel.Information);
         builder.Logging.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Information);
+        if (settings.Diagnostics)
+        {
+            // Kestrel's errors (an unhandled exception, a connection that failed) must show.
+            builder.Logging.AddFilter((string?)null, LogLevel.Warning);
+            builder.Logging.AddFilter("Uring.Transport", LogLevel.Information);
+            s_diagnostics = new TransportDiagnostics();
+        }
 
         builder.WebHost.UseUrls(settings.Urls);
         builder.WebHost.ConfigureKestrel(o =>
@@ -135,6 +149,7 @@ public static class Program
         bool inline = false;
         string urls = "http://127.0.0.1:5000";
         int? rings = null;
+        bool diagnostics = false;
 
         for (int i = 0; i < args.Length; i++)
         {
@@ -161,6 +176,8 @@ public static class Program
                 return args[++i];
             }
 
+            bool Flag() => value is null ? true : throw new ArgumentException($"{name} takes no value");
+
             switch (name)
             {
                 case "-h":
@@ -174,11 +191,10 @@ public static class Program
                     }
                     break;
                 case "--inline":
-                    if (value is not null)
-                    {
-                        throw new ArgumentException("--inline takes no value");
-                    }
-                    inline = true;
+                    inline = Flag();
+                    break;
+                case "--diagnostics":
+                    diagnostics = Flag();
                     break;
                 case "--urls":
                     urls = TakeValue();
@@ -200,7 +216,7 @@ public static class Program
             }
         }
 
-        return new Settings(transport, inline, urls, rings);
+        return new Settings(transport, inline, urls, rings, diagnostics);
     }
 
     // ---- request handling -------------------------------------------------------------------
@@ -224,11 +240,72 @@ public static class Program
                 byte[] body = JsonSerializer.SerializeToUtf8Bytes(new JsonMessage("Hello, World!"), AppJsonContext.Default.JsonMessage);
                 return Write(response, "application/json", body);
             }
+            if (string.Equals(path, "/download", StringComparison.Ordinal))
+            {
+                return DownloadAsync(context);
+            }
+            if (string.Equals(path, "/diag", StringComparison.Ordinal) && s_diagnostics is not null)
+            {
+                return s_diagnostics.WriteAsync(response);
+            }
+        }
+        else if (HttpMethods.IsPost(request.Method) && string.Equals(request.Path.Value, "/echo", StringComparison.Ordinal))
+        {
+            return EchoAsync(context);
         }
 
         response.StatusCode = StatusCodes.Status404NotFound;
         response.ContentLength = 0;
         return Task.CompletedTask;
+    }
+
+    /// <summary>Streams the request body back, with the request's Content-Length when it has one.</summary>
+    private static async Task EchoAsync(HttpContext context)
+    {
+        context.Response.ContentType = "application/octet-stream";
+        context.Response.ContentLength = context.Request.ContentLength;
+        try
+        {
+            await context.Request.BodyReader.CopyToAsync(context.Response.BodyWriter);
+        }
+        catch (IOException)
+        {
+            // The client reset or broke off its upload (ConnectionResetException, BadHttpRequestException):
+            // the echo cannot be completed, and that is not a server error for Kestrel to log.
+            context.Abort();
+        }
+    }
+
+    private const long MaxDownload = 1L << 30;
+
+    /// <summary>size bytes (0 to 1 GiB) from new Random(seed), seed 0 by default, written 64 KiB at a time.</summary>
+    private static async Task DownloadAsync(HttpContext context)
+    {
+        var response = context.Response;
+        if (!long.TryParse(context.Request.Query["size"], out long size) || size is < 0 or > MaxDownload
+            || !int.TryParse(context.Request.Query["seed"].FirstOrDefault() ?? "0", out int seed))
+        {
+            response.StatusCode = StatusCodes.Status400BadRequest;
+            response.ContentLength = 0;
+            return;
+        }
+        response.ContentType = "application/octet-stream";
+        response.ContentLength = size;
+        // A seeded Random makes each byte in turn, so the client can check the body in any slices.
+        var random = new Random(seed);
+        var writer = response.BodyWriter;
+        for (long left = size; left > 0 && !context.RequestAborted.IsCancellationRequested;)
+        {
+            int n = (int)Math.Min(left, 64 * 1024);
+            random.NextBytes(writer.GetSpan(n)[..n]);
+            writer.Advance(n);
+            left -= n;
+            var flushed = await writer.FlushAsync();
+            if (flushed.IsCompleted)
+            {
+                return; // the client is gone
+            }
+        }
     }
 
     private static Task Write(HttpResponse response, string contentType, byte[] body)

@@ -45,7 +45,7 @@ public static class RingFactory
         }
         catch (RingException e)
         {
-            throw new RingException($"Engine=IoUring was requested, but {e.Message.Replace(" failed: ", " failed with ")}: {Explain(e.Errno)}", e.Errno);
+            throw new RingException(e.Errno, $"Engine=IoUring was requested, but {e.Message.Replace(" failed: ", " failed with ")}: {Explain(e.Errno)}");
         }
     }
 

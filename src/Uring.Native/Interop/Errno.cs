@@ -99,6 +99,13 @@ public sealed class RingException : Exception
         Errno = Math.Abs(errno);
     }
 
+    /// <summary>Creates the exception with a complete <paramref name="message"/> that already names the errno.</summary>
+    internal RingException(int errno, string message)
+        : base(message)
+    {
+        Errno = Math.Abs(errno);
+    }
+
     /// <summary>The positive errno.</summary>
     public int Errno { get; }
 }

@@ -19,6 +19,14 @@ internal sealed class Acceptor : ICompletionHandler
     private bool _stopping;
     private int _backoffMs;
 
+    static Acceptor()
+    {
+        // The back-off waits on a runtime timer. .NET starts its timer thread when the first timer
+        // comes due, and starting a thread takes a pipe (two fds): at EMFILE, just when the back-off
+        // is needed, Task.Delay would throw OutOfMemoryException. So the timer thread starts now.
+        _ = Task.Delay(1);
+    }
+
     public Acceptor(UringConnectionListener listener, IoLoop loop, int fd)
     {
         _listener = listener;

@@ -22,11 +22,13 @@ internal sealed class RawConnection : IDisposable
 
     public Socket Socket { get; }
 
-    public static async Task<RawConnection> ConnectAsync(EndPoint endPoint)
+    /// <summary>Connects; <paramref name="configure"/> sets socket options first (e.g. a small receive buffer).</summary>
+    public static async Task<RawConnection> ConnectAsync(EndPoint endPoint, Action<Socket>? configure = null)
     {
         var socket = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         try
         {
+            configure?.Invoke(socket);
             await socket.ConnectAsync(endPoint, Limits.StepToken());
             return new RawConnection(socket);
         }

@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Uring.Transport;
+using Uring.Transport.Internal;
 
 namespace Uring.Transport.Tests.Infrastructure;
 
@@ -19,6 +20,9 @@ internal sealed record ServerSetup
 
     /// <summary>Transport options beyond the engine and RingCount = 2 that every test gets.</summary>
     public Action<UringTransportOptions>? Transport { get; init; }
+
+    /// <summary>Kestrel's own options (limits, timeouts) beyond the defaults.</summary>
+    public Action<KestrelServerOptions>? Kestrel { get; init; }
 }
 
 /// <summary>
@@ -31,11 +35,13 @@ internal sealed class TestServer : IAsyncDisposable
     public const int RingCount = 2;
 
     private readonly ITestOutputHelper? _output;
+    private readonly IoLoopGroup? _group;
     private bool _stopped;
 
-    private TestServer(WebApplication app, LogCollector logs, ITestOutputHelper? output, string address, bool unix)
+    private TestServer(WebApplication app, LogCollector logs, ITestOutputHelper? output, string address, bool unix, IoLoopGroup? group)
     {
         App = app;
+        _group = group;
         Logs = logs;
         _output = output;
         Address = address;
@@ -63,6 +69,12 @@ internal sealed class TestServer : IAsyncDisposable
     /// <summary>The TCP endpoint the server listens on; null for a Unix socket.</summary>
     public IPEndPoint? EndPoint { get; }
 
+    /// <summary>
+    /// The transport's running loops and memory pool (through the options' test hook), to observe
+    /// what the transport holds: pool bytes, provided buffers in use, connections per loop.
+    /// </summary>
+    public IoLoopGroup Group => _group ?? throw new InvalidOperationException("Kestrel's Sockets transport has no loop group.");
+
     /// <summary>Kestrel's Unix socket path, when listening on one.</summary>
     public string? UnixSocketPath { get; private init; }
 
@@ -83,6 +95,7 @@ internal sealed class TestServer : IAsyncDisposable
         builder.Logging.AddFilter("Uring.Transport", LogLevel.Debug);
         builder.Logging.AddProvider(logs);
 
+        IoLoopGroup? group = null;
         if (engine is RingEngine ringEngine)
         {
             builder.WebHost.UseUringTransport(o =>
@@ -90,6 +103,12 @@ internal sealed class TestServer : IAsyncDisposable
                 o.Engine = ringEngine;
                 o.RingCount = RingCount;
                 setup.Transport?.Invoke(o);
+                Action<IoLoopGroup>? theirs = o.GroupStarted;
+                o.GroupStarted = g =>
+                {
+                    group = g;
+                    theirs?.Invoke(g);
+                };
             });
         }
 
@@ -97,6 +116,7 @@ internal sealed class TestServer : IAsyncDisposable
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.AddServerHeader = false;
+            setup.Kestrel?.Invoke(k);
             if (setup.UnixSocketPath is { } path)
                 k.ListenUnixSocket(path, lo => setup.Listen?.Invoke(lo));
             else
@@ -110,7 +130,7 @@ internal sealed class TestServer : IAsyncDisposable
             using var cts = new CancellationTokenSource(Limits.Step);
             await app.StartAsync(cts.Token).WaitAsync(Limits.Step);
             string address = Assert.Single(app.Urls);
-            return new TestServer(app, logs, output, address, setup.UnixSocketPath is not null)
+            return new TestServer(app, logs, output, address, setup.UnixSocketPath is not null, group)
             {
                 UnixSocketPath = setup.UnixSocketPath,
             };
@@ -153,8 +173,8 @@ internal sealed class TestServer : IAsyncDisposable
     }
 
     /// <summary>A raw TCP connection to the server.</summary>
-    public Task<RawConnection> ConnectRawAsync() =>
-        RawConnection.ConnectAsync(EndPoint ?? throw new InvalidOperationException("The server listens on a Unix socket."));
+    public Task<RawConnection> ConnectRawAsync(Action<Socket>? configure = null) =>
+        RawConnection.ConnectAsync(EndPoint ?? throw new InvalidOperationException("The server listens on a Unix socket."), configure);
 
     /// <summary>
     /// Stops the app gracefully, giving Kestrel <see cref="Limits.Stop"/> to drain; asserts that the stop

@@ -1,0 +1,163 @@
+using System.Collections.Concurrent;
+using System.Runtime.InteropServices;
+
+namespace Uring.Transport.Tests.Infrastructure;
+
+/// <summary>
+/// test/Uring.Transport.ChildServer running in a process of its own (see its Program.cs for the
+/// line protocol): for what the test host must not suffer, such as a low fd limit or SIGTERM.
+/// Disposing kills it if it is still running.
+/// </summary>
+internal sealed partial class ChildServerProcess : IDisposable
+{
+    private readonly Process _process;
+    private readonly ConcurrentQueue<string> _lines = new();
+    private readonly ITestOutputHelper? _output;
+
+    private ChildServerProcess(Process process, ITestOutputHelper? output)
+    {
+        _process = process;
+        _output = output;
+    }
+
+    /// <summary>Every line the child wrote so far, stdout and stderr interleaved.</summary>
+    public IReadOnlyCollection<string> Lines => _lines;
+
+    public int Pid => _process.Id;
+
+    /// <summary>The loopback port the child listens on (from its READY line).</summary>
+    public int Port { get; private set; }
+
+    public IPEndPoint EndPoint => new(IPAddress.Loopback, Port);
+
+    /// <summary>
+    /// Starts the child on <paramref name="engine"/> and waits for it to listen; with <paramref name="fdHeadroom"/>,
+    /// its fd limit lets it open exactly that many more fds once listening.
+    /// </summary>
+    public static async Task<ChildServerProcess> StartAsync(RingEngine engine, ITestOutputHelper? output, int? fdHeadroom = null)
+    {
+        string[] args = [ChildDll(), "--engine", engine.ToString(), .. fdHeadroom is int n ? new[] { "--fd-headroom", n.ToString() } : []];
+        var start = new ProcessStartInfo(DotnetHost(), args)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        start.Environment.Remove("URING_TRANSPORT_ENGINE"); // the engine under test, whatever the operator set
+        var process = new Process { StartInfo = start };
+        var child = new ChildServerProcess(process, output);
+        process.OutputDataReceived += (_, e) => child.OnLine(e.Data);
+        process.ErrorDataReceived += (_, e) => child.OnLine(e.Data is null ? null : "stderr: " + e.Data);
+        process.Start();
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        try
+        {
+            string ready = await child.WaitForLineAsync(l => l.StartsWith("READY ", StringComparison.Ordinal), TimeSpan.FromSeconds(30));
+            child.Port = int.Parse(ready["READY ".Length..]);
+            return child;
+        }
+        catch
+        {
+            child.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The first line (already written or still to come) that matches; fails after <paramref name="timeout"/>.</summary>
+    public async Task<string> WaitForLineAsync(Func<string, bool> match, TimeSpan timeout)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (true)
+        {
+            bool exited = _process.HasExited;
+            if (exited) _process.WaitForExit(); // the last lines are in once this returns
+            string? found = _lines.FirstOrDefault(match);
+            if (found is not null) return found;
+            if (exited) Assert.Fail($"The child exited ({_process.ExitCode}) without the line expected. It wrote:{Environment.NewLine}{Tail()}");
+            if (deadline.Elapsed > timeout) Assert.Fail($"The child did not write the line expected within {timeout.TotalSeconds} s. It wrote:{Environment.NewLine}{Tail()}");
+            await Task.Delay(20);
+        }
+    }
+
+    /// <summary>Sends SIGTERM, as a service manager or Kubernetes does to stop the process.</summary>
+    public void Terminate()
+    {
+        if (kill(_process.Id, SIGTERM) != 0)
+            throw new InvalidOperationException($"kill({_process.Id}, SIGTERM) failed: errno {Marshal.GetLastPInvokeError()}");
+    }
+
+    /// <summary>Waits for the child to exit and returns its exit code; fails after <paramref name="timeout"/>.</summary>
+    public async Task<int> WaitForExitAsync(TimeSpan timeout)
+    {
+        using var cts = new CancellationTokenSource(timeout);
+        try
+        {
+            await _process.WaitForExitAsync(cts.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            Assert.Fail($"The child did not exit within {timeout.TotalSeconds} s. It wrote:{Environment.NewLine}{Tail()}");
+        }
+        return _process.ExitCode;
+    }
+
+    /// <summary>Lines that show a crash or an error: an unhandled exception, or a log entry at Error or Critical.</summary>
+    public IReadOnlyList<string> Problems() => _lines
+        .Where(l => l.Contains("Unhandled exception", StringComparison.OrdinalIgnoreCase)
+            || l.StartsWith("LOG Error ", StringComparison.Ordinal) || l.StartsWith("LOG Critical ", StringComparison.Ordinal))
+        .ToList();
+
+    public string Tail(int count = 60) => string.Join(Environment.NewLine, _lines.TakeLast(count));
+
+    public void Dispose()
+    {
+        try
+        {
+            if (!_process.HasExited) _process.Kill(entireProcessTree: true);
+            _process.WaitForExit(5000);
+        }
+        catch (InvalidOperationException)
+        {
+        }
+        _process.Dispose();
+    }
+
+    private void OnLine(string? line)
+    {
+        if (line is null) return;
+        _lines.Enqueue(line);
+        try
+        {
+            _output?.WriteLine("child: " + line);
+        }
+        catch (InvalidOperationException)
+        {
+            // the test has finished
+        }
+    }
+
+    /// <summary>The dotnet host running this test (…/dotnet/shared/Microsoft.NETCore.App/x.y.z/ is three levels below it).</summary>
+    private static string DotnetHost()
+    {
+        string host = Path.GetFullPath(Path.Combine(RuntimeEnvironment.GetRuntimeDirectory(), "..", "..", "..", "dotnet"));
+        return File.Exists(host) ? host : "dotnet";
+    }
+
+    /// <summary>The child's dll, built with the same configuration as this test assembly (the test project references it).</summary>
+    private static string ChildDll()
+    {
+        // .../test/Uring.Transport.Tests/bin/<Configuration>/<tfm>/
+        var here = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
+        string tfm = here.Name, configuration = here.Parent!.Name;
+        string testDirectory = here.Parent.Parent!.Parent!.Parent!.FullName;
+        string dll = Path.Combine(testDirectory, "Uring.Transport.ChildServer", "bin", configuration, tfm, "Uring.Transport.ChildServer.dll");
+        if (!File.Exists(dll)) throw new FileNotFoundException("Build test/Uring.Transport.ChildServer first (the solution builds it).", dll);
+        return dll;
+    }
+
+    private const int SIGTERM = 15;
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int kill(int pid, int signal);
+}
