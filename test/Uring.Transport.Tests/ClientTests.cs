@@ -307,7 +307,7 @@ public sealed class ClientTests(ITestOutputHelper output)
                 var error = await Assert.ThrowsAsync<HttpRequestException>(() => request.WaitAsync(TimeSpan.FromSeconds(5)));
                 Assert.Contains(FactoryDisposed, Messages(error));
             }
-            Assert.True(await Eventually(() => OpenSockets.To(server.EndPoint.Port) == 0, TimeSpan.FromSeconds(5)),
+            Assert.True(await Infrastructure.Eventually.HoldsAsync(() => OpenSockets.To(server.EndPoint.Port) == 0, TimeSpan.FromSeconds(5)),
                 $"{OpenSockets.To(server.EndPoint.Port)} socket(s) to the server are still open.");
             await Assert.ThrowsAsync<ObjectDisposedException>(() => factory.ConnectAsync(server.EndPoint).AsTask());
         }
@@ -418,17 +418,6 @@ public sealed class ClientTests(ITestOutputHelper output)
         for (Exception? inner = e; inner is not null; inner = inner.InnerException)
             messages.Append(inner.GetType().Name).Append(": ").AppendLine(inner.Message);
         return messages.ToString();
-    }
-
-    private static async Task<bool> Eventually(Func<bool> condition, TimeSpan timeout)
-    {
-        var deadline = Stopwatch.StartNew();
-        while (!condition())
-        {
-            if (deadline.Elapsed > timeout) return false;
-            await Task.Delay(20);
-        }
-        return true;
     }
 
     /// <summary>This process's open TCP sockets aimed at a port (client ends), from /proc/net/tcp{,6} and /proc/self/fd.</summary>
