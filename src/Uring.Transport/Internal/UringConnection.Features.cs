@@ -24,8 +24,6 @@ internal sealed partial class UringConnection : IFeatureCollection,
     private IDictionary<object, object?>? _items;
     private int _featureRevision;
 
-    private void InitializeFeatures() { }
-
     public override IFeatureCollection Features => this;
 
     public override IDictionary<object, object?> Items

@@ -85,7 +85,6 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
         _iov = (IoVec*)NativeMemory.Alloc(MaxIov, (nuint)sizeof(IoVec));
         _msg = (MsgHdr*)NativeMemory.AllocZeroed((nuint)sizeof(MsgHdr));
         (_slot, _generation) = loop.AddHandler(this);
-        InitializeFeatures();
     }
 
     public override string ConnectionId { get; set; }

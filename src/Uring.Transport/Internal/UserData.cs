@@ -6,7 +6,6 @@ internal enum OpKind : byte
     Accept = 1,
     Recv = 2,
     Send = 3,
-    Shutdown = 4, // reserved: the close path deliberately uses none (see UringConnection)
     Cancel = 5,
     Close = 6,
     Connect = 7,
