@@ -61,6 +61,9 @@ public sealed class UringTransportOptions
     /// <summary>Test hook: resolves host names for client connects instead of <see cref="System.Net.Dns"/>.</summary>
     internal Func<string, System.Net.Sockets.AddressFamily, CancellationToken, Task<System.Net.IPAddress[]>>? ResolveHost { get; set; }
 
+    /// <summary>Test hook: runs for each accepted fd before it becomes a connection; may throw.</summary>
+    internal Action<int>? Accepted { get; set; }
+
     /// <summary>Test hook: forwarded to <see cref="RingOptions"/> to simulate a refused io_uring_setup.</summary>
     internal Func<int>? InjectSetupErrno { get; set; }
 }

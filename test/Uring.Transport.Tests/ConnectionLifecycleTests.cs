@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Connections;
+using Uring.Transport.Internal;
 
 namespace Uring.Transport.Tests;
 
@@ -180,6 +181,46 @@ public sealed class ConnectionLifecycleTests(ITestOutputHelper output)
         connection.Dispose(); // an ordinary close: FIN
 
         await aborted.Task.WaitAsync(TimeSpan.FromSeconds(10));
+    }
+
+    [Theory, Engines]
+    public async Task A_request_followed_at_once_by_a_half_close_is_answered_then_closed(RingEngine engine)
+    {
+        // Request and FIN usually land in one receive batch: the response must still go out.
+        await using var server = await TestServer.StartAsync(engine, app =>
+        {
+            TestData.MapPlaintext(app);
+            app.MapGet("/slow", async context =>
+            {
+                await Task.Delay(20);
+                await context.Response.WriteAsync("slow");
+            });
+        }, output);
+
+        var failures = new List<string>();
+        for (int i = 0; i < 320; i++)
+        {
+            string path = i % 16 == 15 ? "/slow" : "/plaintext";
+            using RawConnection connection = await server.ConnectRawAsync();
+            await connection.SendAsync(RawConnection.Request("GET", path));
+            connection.Socket.Shutdown(SocketShutdown.Send);
+            try
+            {
+                RawResponse response = await connection.ReadResponseAsync();
+                Assert.Equal(200, response.StatusCode);
+                Assert.Equal(path == "/slow" ? "slow" : "Hello, World!", response.BodyText);
+                // Answered: Kestrel reads the end of input and closes at once, not after the grace.
+                var closing = Stopwatch.StartNew();
+                Assert.Equal("FIN", await connection.ReadEndAsync());
+                Assert.True(closing.ElapsedMilliseconds < UringConnection.HalfCloseGraceMilliseconds / 2,
+                    $"closed {closing.ElapsedMilliseconds} ms after the response");
+            }
+            catch (Exception e) when (e is IOException or InvalidDataException or SocketException)
+            {
+                failures.Add($"{i} {path}: {e.Message}");
+            }
+        }
+        Assert.True(failures.Count == 0, $"{failures.Count} of 320 half-closed requests lost their response: " + string.Join("; ", failures.Take(5)));
     }
 
     /// <summary>"Outer > Inner > ..." by type name, e.g. "ConnectionResetException > SocketException".</summary>

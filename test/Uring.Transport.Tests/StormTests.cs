@@ -109,6 +109,39 @@ public sealed class StormTests(ITestOutputHelper output)
 
     // No test output for the server's log: thousands of per-connection Debug lines would bury the
     // assertion, which says what was left behind.
+    [Theory, Engines]
+    public async Task Accepts_whose_handling_throws_cost_only_their_own_connection(RingEngine engine)
+    {
+        const int Faulty = 20;
+        int faultsLeft = 0;
+        await using TestServer server = await TestServer.StartAsync(engine, TestData.MapPlaintext, output, new ServerSetup
+        {
+            Transport = o => o.Accepted = _ =>
+            {
+                if (Interlocked.Decrement(ref faultsLeft) >= 0) throw new InvalidOperationException("injected accept fault");
+            },
+        });
+        server.Logs.Allow(e => e.Exception?.Message == "injected accept fault");
+        ServerResources baseline = await ServerResources.BaselineAsync(server);
+
+        Volatile.Write(ref faultsLeft, Faulty);
+        for (int i = 0; i < Faulty; i++)
+        {
+            // The server closes each at once (the fd is never leaked); the loop logs it and goes on accepting.
+            using RawConnection faulty = await server.ConnectRawAsync();
+            await faulty.SendAsync(RawConnection.Request("GET", "/plaintext"));
+            Assert.Contains(await faulty.ReadEndAsync(), new[] { "FIN", "RST" });
+        }
+
+        using (HttpClient client = server.CreateClient())
+        {
+            for (int i = 0; i < 10; i++)
+                Assert.Equal("Hello, World!", await client.GetStringAsync("plaintext"));
+        }
+        Assert.Equal(Faulty, server.Logs.Entries.Count(e => e.Exception?.Message == "injected accept fault"));
+        await baseline.AssertServerRecoveredAsync(server, output);
+    }
+
     private static Task<TestServer> StartAsync(RingEngine engine) => TestServer.StartAsync(engine, TestData.MapPlaintext, null,
         new ServerSetup
         {

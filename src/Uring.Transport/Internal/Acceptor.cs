@@ -84,21 +84,29 @@ internal sealed class Acceptor : ICompletionHandler
                 break;
             default:
                 // EMFILE, ENFILE, ENOBUFS, ENOMEM...: keep serving what is open, try again later.
-                _backoffMs = Math.Clamp(_backoffMs * 2, 10, 1000);
-                UringLog.AcceptFailed(_loop.Logger, _listener.EndPoint, Errno.Describe(completion.Result), _backoffMs);
-                int delay = _backoffMs;
-                _ = Task.Delay(delay).ContinueWith(static (_, state) =>
-                {
-                    var acceptor = (Acceptor)state!;
-                    acceptor._loop.Schedule(static s => ((Acceptor)s!).Arm(), acceptor);
-                }, this, TaskScheduler.Default);
+                ArmAfterBackoff(Errno.Describe(completion.Result));
                 break;
         }
     }
 
+    /// <summary>
+    /// Handling an accept threw (already logged by the loop): re-arm after the same back-off as for
+    /// accept errors, so a fault that repeats on every connection cannot spin the loop.
+    /// </summary>
     public void OnHandlerFault(Exception error)
     {
-        if (!_armed && !_stopping) Arm();
+        if (!_armed && !_stopping) ArmAfterBackoff(error.GetType().Name);
+    }
+
+    private void ArmAfterBackoff(string reason)
+    {
+        _backoffMs = Math.Clamp(_backoffMs * 2, 10, 1000);
+        UringLog.AcceptFailed(_loop.Logger, _listener.EndPoint, reason, _backoffMs);
+        _ = Task.Delay(_backoffMs).ContinueWith(static (_, state) =>
+        {
+            var acceptor = (Acceptor)state!;
+            acceptor._loop.Schedule(static s => ((Acceptor)s!).Arm(), acceptor);
+        }, this, TaskScheduler.Default);
     }
 
     /// <summary>Stops accepting: cancels the accept, then closes the listening socket; on the loop thread.</summary>

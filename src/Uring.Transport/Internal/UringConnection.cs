@@ -26,6 +26,14 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
 {
     private const int MaxIov = 64;
 
+    /// <summary>
+    /// A clean FIN within this long of the last data defers <see cref="ConnectionClosed"/> by as
+    /// much: the peer may have half-closed after its last request and still wait for the answer,
+    /// and Kestrel drops the response once the token fires. An answered request ends the
+    /// connection sooner (Kestrel reads the end of input and closes), firing the token at close.
+    /// </summary>
+    internal const int HalfCloseGraceMilliseconds = 1000;
+
     private readonly IoLoop _loop;
     private readonly int _fd;
     private readonly int _slot;
@@ -61,6 +69,7 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
     private bool _armedMultishot;        // the kind of the recv in flight
     private bool _recvCancelRequested;
     private Exception? _shutdownReason;
+    private long _lastDataTicks = long.MinValue / 2;
 
     public unsafe UringConnection(IoLoop loop, int fd, EndPoint? localEndPoint, EndPoint? remoteEndPoint,
         PinnedBlockMemoryPool pool, PipeScheduler applicationScheduler, long? maxReadBufferSize, long? maxWriteBufferSize)
@@ -213,6 +222,7 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
             }
             if (!_readDone)
             {
+                _lastDataTicks = Environment.TickCount64;
                 CopyToInput(_loop.Buffers.GetSpan(bid, result));
                 if (_input.Writer.UnflushedBytes >= _eagerFlushBytes)
                 {
@@ -231,7 +241,7 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
         {
             if (c.HasBuffer) _loop.RecycleBuffer(c.BufferId);
             UringLog.ConnectionReadFin(_loop.Logger, ConnectionId);
-            ReadEnded(null);
+            ReadEnded(null, halfCloseGrace: Environment.TickCount64 - _lastDataTicks < HalfCloseGraceMilliseconds);
         }
         else
         {
@@ -324,12 +334,20 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
         TryClose();
     }
 
-    private void ReadEnded(Exception? error)
+    private void ReadEnded(Exception? error, bool halfCloseGrace = false)
     {
         if (_readDone) return;
         _readDone = true;
         _input.Writer.Complete(error);
-        FireConnectionClosed();
+        if (halfCloseGrace)
+        {
+            Task.Delay(HalfCloseGraceMilliseconds).ContinueWith(static (_, state) => ((UringConnection)state!).FireConnectionClosed(),
+                this, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        }
+        else
+        {
+            FireConnectionClosed();
+        }
         if (error is not null && !_closing)
         {
             // A reset peer cannot take our output either.
@@ -541,8 +559,8 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
 
     /// <summary>
     /// Fires <see cref="ConnectionClosed"/> once, when receiving ends (as Kestrel's Sockets transport
-    /// does: that is how a request learns its client left), on the thread pool since the callbacks
-    /// are application code.
+    /// does: that is how a request learns its client left; after a half-close grace when the FIN
+    /// followed data closely) or at close, on the thread pool since the callbacks are application code.
     /// </summary>
     private void FireConnectionClosed()
     {

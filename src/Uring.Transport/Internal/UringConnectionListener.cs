@@ -118,13 +118,23 @@ internal sealed class UringConnectionListener : IConnectionListener
             NativeSocket.Close(fd);
             return;
         }
-        if (_isTcp && _options.NoDelay)
-            NativeSocket.TrySetOption(fd, Linux.IPPROTO_TCP, Linux.TCP_NODELAY, 1);
+        UringConnection connection;
+        try
+        {
+            _options.Accepted?.Invoke(fd);
+            if (_isTcp && _options.NoDelay)
+                NativeSocket.TrySetOption(fd, Linux.IPPROTO_TCP, Linux.TCP_NODELAY, 1);
 
-        EndPoint? local = _fixedLocalEndPoint ?? NativeSocket.GetLocalEndPoint(fd);
-        EndPoint? remote = NativeSocket.GetRemoteEndPoint(fd);
-        var connection = new UringConnection(loop, fd, local, remote, _group.Pool, _group.ApplicationScheduler,
-            _options.MaxReadBufferSize, _options.MaxWriteBufferSize);
+            EndPoint? local = _fixedLocalEndPoint ?? NativeSocket.GetLocalEndPoint(fd);
+            EndPoint? remote = NativeSocket.GetRemoteEndPoint(fd);
+            connection = new UringConnection(loop, fd, local, remote, _group.Pool, _group.ApplicationScheduler,
+                _options.MaxReadBufferSize, _options.MaxWriteBufferSize);
+        }
+        catch
+        {
+            NativeSocket.Close(fd); // nothing owns the fd yet
+            throw;
+        }
         connection.Start();
         if (!_accepted.Writer.TryWrite(connection))
             connection.AbortOnLoop(new ConnectionAbortedException("The listener was unbound."));
