@@ -139,6 +139,9 @@ internal sealed class IoLoop : PipeScheduler
     }
 
     /// <summary>Queues a connection whose input pipe must be flushed once this batch of completions is handled.</summary>
+    /// <summary>Milliseconds (<see cref="Environment.TickCount64"/>) when this batch of completions arrived; loop thread only.</summary>
+    public long Now { get; private set; }
+
     public void MarkInputDirty(UringConnection connection) => _dirtyInputs.Add(connection);
 
     private void Run()
@@ -213,6 +216,7 @@ internal sealed class IoLoop : PipeScheduler
                 wait = 0;
             int submitted = _ring!.SubmitAndWait(wait, wait == 0 ? 0 : timeout);
             Volatile.Write(ref _sleeping, 0);
+            Now = Environment.TickCount64;
             if (submitted < 0)
                 UringLog.SubmitFailed(_logger, Index, Errno.Describe(submitted));
 

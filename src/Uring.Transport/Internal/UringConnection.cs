@@ -222,7 +222,7 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
             }
             if (!_readDone)
             {
-                _lastDataTicks = Environment.TickCount64;
+                _lastDataTicks = _loop.Now;
                 CopyToInput(_loop.Buffers.GetSpan(bid, result));
                 if (_input.Writer.UnflushedBytes >= _eagerFlushBytes)
                 {
@@ -241,7 +241,7 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
         {
             if (c.HasBuffer) _loop.RecycleBuffer(c.BufferId);
             UringLog.ConnectionReadFin(_loop.Logger, ConnectionId);
-            ReadEnded(null, halfCloseGrace: Environment.TickCount64 - _lastDataTicks < HalfCloseGraceMilliseconds);
+            ReadEnded(null, halfCloseGrace: _loop.Now - _lastDataTicks < HalfCloseGraceMilliseconds);
         }
         else
         {
