@@ -151,68 +151,26 @@ public static class Program
         int? rings = null;
         bool diagnostics = false;
 
-        for (int i = 0; i < args.Length; i++)
+        var line = new CommandLine(args);
+        while (line.MoveNext())
         {
-            string arg = args[i];
-            string name = arg;
-            string? value = null;
-            int eq = arg.IndexOf('=');
-            if (arg.StartsWith("--", StringComparison.Ordinal) && eq > 0)
+            switch (line.Name)
             {
-                name = arg[..eq];
-                value = arg[(eq + 1)..];
-            }
-
-            string TakeValue()
-            {
-                if (value is not null)
-                {
-                    return value;
-                }
-                if (i + 1 >= args.Length)
-                {
-                    throw new ArgumentException($"{name} needs a value");
-                }
-                return args[++i];
-            }
-
-            bool Flag() => value is null ? true : throw new ArgumentException($"{name} takes no value");
-
-            switch (name)
-            {
-                case "-h":
-                case "--help":
+                case "-h" or "--help":
                     return null;
                 case "--transport":
-                    transport = TakeValue();
+                    transport = line.Value();
                     if (transport is not ("sockets" or "uring" or "uring-epoll"))
-                    {
                         throw new ArgumentException($"unknown transport '{transport}' (expected sockets, uring or uring-epoll)");
-                    }
                     break;
-                case "--inline":
-                    inline = Flag();
-                    break;
-                case "--diagnostics":
-                    diagnostics = Flag();
-                    break;
+                case "--inline": inline = line.Flag(); break;
+                case "--diagnostics": diagnostics = line.Flag(); break;
                 case "--urls":
-                    urls = TakeValue();
-                    if (string.IsNullOrWhiteSpace(urls))
-                    {
-                        throw new ArgumentException("--urls must not be empty");
-                    }
+                    urls = line.Value();
+                    if (string.IsNullOrWhiteSpace(urls)) throw new ArgumentException("--urls must not be empty");
                     break;
-                case "--rings":
-                    string text = TakeValue();
-                    if (!int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int n) || n < 1)
-                    {
-                        throw new ArgumentException($"--rings needs a positive integer, got '{text}'");
-                    }
-                    rings = n;
-                    break;
-                default:
-                    throw new ArgumentException($"unknown argument '{arg}'");
+                case "--rings": rings = line.Int(1); break;
+                default: throw line.Unknown();
             }
         }
 

@@ -179,27 +179,19 @@ public static class Program
         string? handler = null, url = null;
         RingEngine engine = RingEngine.Auto;
         int duration = 10, warmup = 2, concurrency = 64;
-        for (int i = 0; i < args.Length; i++)
+        var line = new CommandLine(args);
+        while (line.MoveNext())
         {
-            string name = args[i];
-            string Value() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{name} needs a value");
-            int Int(int min)
-            {
-                string text = Value();
-                return int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int n) && n >= min
-                    ? n
-                    : throw new ArgumentException($"{name} needs an integer >= {min}, got '{text}'");
-            }
-            switch (name)
+            switch (line.Name)
             {
                 case "-h" or "--help": return null;
-                case "--handler": handler = Value(); break;
-                case "--engine": engine = RingFactory.ParseEngine(Value()); break;
-                case "--url": url = Value(); break;
-                case "--duration": duration = Int(1); break;
-                case "--warmup": warmup = Int(0); break;
-                case "--concurrency": concurrency = Int(1); break;
-                default: throw new ArgumentException($"unknown argument '{name}'");
+                case "--handler": handler = line.Value(); break;
+                case "--engine": engine = RingFactory.ParseEngine(line.Value()); break;
+                case "--url": url = line.Value(); break;
+                case "--duration": duration = line.Int(1); break;
+                case "--warmup": warmup = line.Int(0); break;
+                case "--concurrency": concurrency = line.Int(1); break;
+                default: throw line.Unknown();
             }
         }
         if (handler is not ("sockets" or "uring")) throw new ArgumentException("--handler must be sockets or uring");

@@ -38,7 +38,13 @@ public static class Program
 
         if (options.RenderDir is string renderDir)
         {
-            var saved = RunsFile.FromJson(File.ReadAllText(Path.Combine(renderDir, "runs.json")));
+            string runsFile = Path.Combine(renderDir, "runs.json");
+            if (!File.Exists(runsFile))
+            {
+                Console.Error.WriteLine($"error: --render: {runsFile} does not exist (give a folder the runner wrote, e.g. perf/results/latest)");
+                return 2;
+            }
+            var saved = RunsFile.FromJson(File.ReadAllText(runsFile));
             Console.WriteLine(ResultWriter.Write(saved, renderDir, rawRuns: false));
             return 0;
         }

@@ -84,95 +84,45 @@ internal sealed class RunnerOptions
         string? contenders = null;
         string? scenarios = null;
 
-        for (int i = 0; i < args.Length; i++)
+        var line = new CommandLine(args);
+        while (line.MoveNext())
         {
-            string arg = args[i];
-            string name = arg;
-            string? value = null;
-            int eq = arg.IndexOf('=');
-            if (arg.StartsWith("--", StringComparison.Ordinal) && eq > 0)
-            {
-                name = arg[..eq];
-                value = arg[(eq + 1)..];
-            }
-            given.Add(name);
-
-            string Value()
-            {
-                if (value is not null)
-                {
-                    return value;
-                }
-                if (i + 1 >= args.Length)
-                {
-                    throw new ArgumentException($"{name} needs a value");
-                }
-                return args[++i];
-            }
-
-            int Int(int min)
-            {
-                string text = Value();
-                if (!int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int n) || n < min)
-                {
-                    throw new ArgumentException($"{name} needs an integer >= {min}, got '{text}'");
-                }
-                return n;
-            }
-
-            double Number(double min)
-            {
-                string text = Value();
-                if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double d) || d < min || !double.IsFinite(d))
-                {
-                    throw new ArgumentException($"{name} needs a number >= {min}, got '{text}'");
-                }
-                return d;
-            }
-
-            void Flag()
-            {
-                if (value is not null)
-                {
-                    throw new ArgumentException($"{name} takes no value");
-                }
-            }
-
-            switch (name)
+            given.Add(line.Name);
+            switch (line.Name)
             {
                 case "-h":
                 case "--help":
                     return null;
-                case "--contenders": contenders = Value(); break;
-                case "--inline": Flag(); inline = true; break;
-                case "--scenarios": scenarios = Value(); break;
-                case "--runs": o.Runs = Int(1); break;
-                case "--duration": o.DurationSeconds = Int(1); break;
-                case "--warmup": o.WarmupSeconds = Int(0); break;
-                case "--scenario-warmup": o.ScenarioWarmupSeconds = Int(0); break;
-                case "--pause": o.PauseSeconds = Number(0); break;
-                case "--quick": Flag(); o.Quick = true; break;
-                case "--server-cpu": o.ServerCpus = Value(); break;
-                case "--load-cpu": o.LoadCpus = Value(); break;
-                case "--rings": o.Rings = Int(1); break;
-                case "--base-port": o.BasePort = Int(1024); break;
+                case "--contenders": contenders = line.Value(); break;
+                case "--inline": line.Flag(); inline = true; break;
+                case "--scenarios": scenarios = line.Value(); break;
+                case "--runs": o.Runs = line.Int(1); break;
+                case "--duration": o.DurationSeconds = line.Int(1); break;
+                case "--warmup": o.WarmupSeconds = line.Int(0); break;
+                case "--scenario-warmup": o.ScenarioWarmupSeconds = line.Int(0); break;
+                case "--pause": o.PauseSeconds = line.Number(0); break;
+                case "--quick": line.Flag(); o.Quick = true; break;
+                case "--server-cpu": o.ServerCpus = line.Value(); break;
+                case "--load-cpu": o.LoadCpus = line.Value(); break;
+                case "--rings": o.Rings = line.Int(1); break;
+                case "--base-port": o.BasePort = line.Int(1024); break;
                 case "--tool":
-                    o.Tool = Value();
+                    o.Tool = line.Value();
                     if (o.Tool is not ("auto" or "wrk" or "bombardier"))
                     {
                         throw new ArgumentException($"--tool must be auto, wrk or bombardier, got '{o.Tool}'");
                     }
                     break;
-                case "--rate": o.Rate = Number(1); break;
-                case "--no-syscalls": Flag(); o.CountSyscalls = false; break;
-                case "--h2c-endpoint": Flag(); o.H2cEndpoint = true; break; // the default; kept for old command lines
-                case "--no-h2c-endpoint": Flag(); o.H2cEndpoint = false; break;
-                case "--no-install": Flag(); o.Install = false; break;
-                case "--skip-build": Flag(); o.SkipBuild = true; break;
-                case "--out": o.OutDir = Value(); break;
-                case "--render": o.RenderDir = Value(); break;
+                case "--rate": o.Rate = line.Number(1); break;
+                case "--no-syscalls": line.Flag(); o.CountSyscalls = false; break;
+                case "--h2c-endpoint": line.Flag(); o.H2cEndpoint = true; break; // the default; kept for old command lines
+                case "--no-h2c-endpoint": line.Flag(); o.H2cEndpoint = false; break;
+                case "--no-install": line.Flag(); o.Install = false; break;
+                case "--skip-build": line.Flag(); o.SkipBuild = true; break;
+                case "--out": o.OutDir = line.Value(); break;
+                case "--render": o.RenderDir = line.Value(); break;
                 default:
-                    throw new ArgumentException($"unknown argument '{arg}'");
+                    throw line.Unknown();
             }
         }
 

@@ -10,6 +10,8 @@
 using System.Diagnostics;
 using System.Globalization;
 
+using Uring.Perf;
+
 namespace Uring.Soak;
 
 public static class Program
@@ -28,36 +30,31 @@ public static class Program
         int workers = 16, seed = 1;
         try
         {
-            for (int i = 0; i < args.Length; i++)
+            var line = new CommandLine(args);
+            while (line.MoveNext())
             {
-                string Value() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
-                switch (args[i])
+                switch (line.Name)
                 {
                     case "--minutes":
-                        minutes = double.Parse(Value(), CultureInfo.InvariantCulture);
-                        if (minutes <= 0 || minutes > 24 * 60) throw new ArgumentException("--minutes must be above 0 and at most a day");
+                        minutes = line.Number(0, 24 * 60);
+                        if (minutes == 0) throw new ArgumentException("--minutes must be above 0");
                         break;
                     case "--engines":
-                        engines = Value().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+                        engines = line.Value().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
                         if (engines.Length == 0 || engines.Any(e => e is not ("uring" or "uring-epoll")))
                             throw new ArgumentException("--engines takes uring and/or uring-epoll");
                         break;
-                    case "--workers":
-                        workers = int.Parse(Value(), CultureInfo.InvariantCulture);
-                        if (workers < 1) throw new ArgumentException("--workers must be at least 1");
-                        break;
-                    case "--seed":
-                        seed = int.Parse(Value(), CultureInfo.InvariantCulture);
-                        break;
+                    case "--workers": workers = line.Int(1); break;
+                    case "--seed": seed = line.Int(0); break;
                     case "-h" or "--help":
                         Console.WriteLine(Usage);
                         return 0;
                     default:
-                        throw new ArgumentException($"unknown argument '{args[i]}'");
+                        throw line.Unknown();
                 }
             }
         }
-        catch (Exception e) when (e is ArgumentException or FormatException or OverflowException)
+        catch (ArgumentException e)
         {
             Console.Error.WriteLine($"error: {e.Message}");
             Console.Error.WriteLine(Usage);
