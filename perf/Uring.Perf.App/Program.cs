@@ -240,9 +240,10 @@ public static class Program
                 foreach (ReadOnlyMemory<byte> segment in read.Buffer)
                     output.Write(segment.Span);
                 body.AdvanceTo(read.Buffer.End);
-                if (read.IsCompleted) return;
+                // Flushed every time, the last too: Kestrel's end of response does not flush bytes
+                // written through GetSpan/Advance once the response has started.
                 FlushResult flushed = await output.FlushAsync();
-                if (flushed.IsCompleted) return; // the response was ended: the client is gone
+                if (read.IsCompleted || flushed.IsCompleted) return; // done, or the client is gone
             }
         }
         catch (IOException)
