@@ -240,8 +240,8 @@ public static class Program
                 foreach (ReadOnlyMemory<byte> segment in read.Buffer)
                     output.Write(segment.Span);
                 body.AdvanceTo(read.Buffer.End);
-                // Flushed every time, the last too: Kestrel's end of response does not flush bytes
-                // written through GetSpan/Advance once the response has started.
+                // Flushed every time, the last too: without it, the echo's tail was seen to stay
+                // unsent after the app returned (on the Sockets transport as well).
                 FlushResult flushed = await output.FlushAsync();
                 if (read.IsCompleted || flushed.IsCompleted) return; // done, or the client is gone
             }
