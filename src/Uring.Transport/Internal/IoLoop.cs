@@ -138,10 +138,10 @@ internal sealed class IoLoop : PipeScheduler
         _freeSlots.Push(slot);
     }
 
-    /// <summary>Queues a connection whose input pipe must be flushed once this batch of completions is handled.</summary>
     /// <summary>Milliseconds (<see cref="Environment.TickCount64"/>) when this batch of completions arrived; loop thread only.</summary>
     public long Now { get; private set; }
 
+    /// <summary>Queues a connection whose input pipe must be flushed once this batch of completions is handled.</summary>
     public void MarkInputDirty(UringConnection connection) => _dirtyInputs.Add(connection);
 
     private void Run()
