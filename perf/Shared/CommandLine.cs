@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 
 namespace Uring.Perf;
@@ -61,4 +62,29 @@ internal sealed class CommandLine(string[] args)
     public bool Flag() => _attached is null ? true : throw new ArgumentException($"{Name} takes no value");
 
     public ArgumentException Unknown() => new($"unknown argument '{args[_index]}'");
+
+    /// <summary>
+    /// Runs <paramref name="parse"/> (null: help was asked for). False when the program should exit
+    /// with <paramref name="exitCode"/>: 0 after printing the usage, 2 after naming the bad option.
+    /// </summary>
+    public static bool TryParse<T>(string[] args, string usage, Func<string[], T?> parse,
+        [NotNullWhen(true)] out T? result, out int exitCode) where T : class
+    {
+        exitCode = 0;
+        try
+        {
+            result = parse(args);
+            if (result is not null) return true;
+            Console.WriteLine(usage);
+            return false;
+        }
+        catch (ArgumentException ex)
+        {
+            Console.Error.WriteLine($"error: {ex.Message}");
+            Console.Error.WriteLine(usage);
+            result = null;
+            exitCode = 2;
+            return false;
+        }
+    }
 }

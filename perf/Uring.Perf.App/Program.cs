@@ -40,23 +40,8 @@ public static class Program
 
     public static async Task<int> Main(string[] args)
     {
-        Settings settings;
-        try
-        {
-            Settings? parsed = ParseArgs(args);
-            if (parsed is null)
-            {
-                Console.WriteLine(Usage);
-                return 0;
-            }
-            settings = parsed;
-        }
-        catch (ArgumentException ex)
-        {
-            Console.Error.WriteLine($"error: {ex.Message}");
-            Console.Error.WriteLine(Usage);
-            return 2;
-        }
+        if (!CommandLine.TryParse(args, Usage, ParseArgs, out Settings? settings, out int exitCode))
+            return exitCode;
 
         // Command-line args are parsed here, not handed to the host's configuration.
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });

@@ -30,23 +30,8 @@ public static class Program
 
     public static async Task<int> Main(string[] args)
     {
-        Settings settings;
-        try
-        {
-            Settings? parsed = Parse(args);
-            if (parsed is null)
-            {
-                Console.WriteLine(Usage);
-                return 0;
-            }
-            settings = parsed;
-        }
-        catch (ArgumentException ex)
-        {
-            Console.Error.WriteLine($"error: {ex.Message}");
-            Console.Error.WriteLine(Usage);
-            return 2;
-        }
+        if (!CommandLine.TryParse(args, Usage, Parse, out Settings? settings, out int exitCode))
+            return exitCode;
 
         // Unlimited connections per server, no proxy: one connection per caller, as a load tool.
         var handler = new SocketsHttpHandler { UseProxy = false };

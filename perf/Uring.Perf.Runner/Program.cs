@@ -18,23 +18,8 @@ public static class Program
 {
     public static int Main(string[] args)
     {
-        RunnerOptions options;
-        try
-        {
-            RunnerOptions? parsed = RunnerOptions.Parse(args);
-            if (parsed is null)
-            {
-                Console.WriteLine(RunnerOptions.Usage);
-                return 0;
-            }
-            options = parsed;
-        }
-        catch (ArgumentException ex)
-        {
-            Console.Error.WriteLine($"error: {ex.Message}");
-            Console.Error.WriteLine(RunnerOptions.Usage);
-            return 2;
-        }
+        if (!CommandLine.TryParse(args, RunnerOptions.Usage, RunnerOptions.Parse, out RunnerOptions? options, out int parseExit))
+            return parseExit;
 
         if (options.RenderDir is string renderDir)
         {

@@ -23,43 +23,42 @@ public static class Program
         "  --workers N   concurrent clients. Default: 16\n" +
         "  --seed N      seed of the load's random choices and bodies. Default: 1";
 
-    public static async Task<int> Main(string[] args)
+    private sealed record Settings(double Minutes, string[] Engines, int Workers, int Seed);
+
+    /// <summary>Parses the command line; null means help was asked for. Throws ArgumentException on bad input.</summary>
+    private static Settings? Parse(string[] args)
     {
         double minutes = 10;
         string[] engines = ["uring", "uring-epoll"];
         int workers = 16, seed = 1;
-        try
+        var line = new CommandLine(args);
+        while (line.MoveNext())
         {
-            var line = new CommandLine(args);
-            while (line.MoveNext())
+            switch (line.Name)
             {
-                switch (line.Name)
-                {
-                    case "--minutes":
-                        minutes = line.Number(0, 24 * 60);
-                        if (minutes == 0) throw new ArgumentException("--minutes must be above 0");
-                        break;
-                    case "--engines":
-                        engines = line.Value().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-                        if (engines.Length == 0 || engines.Any(e => e is not ("uring" or "uring-epoll")))
-                            throw new ArgumentException("--engines takes uring and/or uring-epoll");
-                        break;
-                    case "--workers": workers = line.Int(1); break;
-                    case "--seed": seed = line.Int(0); break;
-                    case "-h" or "--help":
-                        Console.WriteLine(Usage);
-                        return 0;
-                    default:
-                        throw line.Unknown();
-                }
+                case "--minutes":
+                    minutes = line.Number(0, 24 * 60);
+                    if (minutes == 0) throw new ArgumentException("--minutes must be above 0");
+                    break;
+                case "--engines":
+                    engines = line.Value().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+                    if (engines.Length == 0 || engines.Any(e => e is not ("uring" or "uring-epoll")))
+                        throw new ArgumentException("--engines takes uring and/or uring-epoll");
+                    break;
+                case "--workers": workers = line.Int(1); break;
+                case "--seed": seed = line.Int(0); break;
+                case "-h" or "--help": return null;
+                default: throw line.Unknown();
             }
         }
-        catch (ArgumentException e)
-        {
-            Console.Error.WriteLine($"error: {e.Message}");
-            Console.Error.WriteLine(Usage);
-            return 2;
-        }
+        return new Settings(minutes, engines, workers, seed);
+    }
+
+    public static async Task<int> Main(string[] args)
+    {
+        if (!CommandLine.TryParse(args, Usage, Parse, out Settings? settings, out int exitCode))
+            return exitCode;
+        (double minutes, string[] engines, int workers, int seed) = settings;
 
         var duration = TimeSpan.FromMinutes(minutes);
         var results = new List<(string Engine, Verdict Verdict)>();
