@@ -103,19 +103,8 @@ public sealed class ClientTests(ITestOutputHelper output)
     [Theory, Engines]
     public async Task Http2_over_TLS_is_negotiated_through_the_handler(RingEngine engine)
     {
-        await using var server = await TestServer.StartAsync(engine,
-            app => app.MapGet("/whoami", context => TestData.WriteText(context, $"{context.Request.Protocol} {context.Request.Scheme}")),
-            output,
-            new ServerSetup
-            {
-                Listen = lo =>
-                {
-                    lo.Protocols = HttpProtocols.Http1AndHttp2;
-                    lo.UseHttps(TestCertificate.Instance);
-                },
-            });
-        using HttpClient client = UringClient(server, engine, handler =>
-            handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, _) => TestCertificate.IsThisCertificate(certificate));
+        await using var server = await TestServer.StartAsync(engine, TestData.MapWhoAmI, output, TestCertificate.Https(HttpProtocols.Http1AndHttp2));
+        using HttpClient client = UringClient(server, engine, TestCertificate.Trust);
 
         using var request = new HttpRequestMessage(HttpMethod.Get, "whoami")
         {

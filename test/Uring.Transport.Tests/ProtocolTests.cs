@@ -6,24 +6,11 @@ namespace Uring.Transport.Tests;
 /// <summary>What Kestrel layers on the transport: TLS, HTTP/2 (ALPN and prior knowledge), WebSockets.</summary>
 public sealed class ProtocolTests(ITestOutputHelper output)
 {
-    private static void MapWhoAmI(WebApplication app) =>
-        app.MapGet("/whoami", context => TestData.WriteText(context, $"{context.Request.Protocol} {context.Request.Scheme}"));
-
-    private static Action<SocketsHttpHandler> TrustTestCertificate => handler =>
-        handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, _) => TestCertificate.IsThisCertificate(certificate);
-
     [Theory, Engines]
     public async Task Https_with_a_self_signed_certificate_serves_HTTP_1_1(RingEngine engine)
     {
-        await using var server = await TestServer.StartAsync(engine, MapWhoAmI, output, new ServerSetup
-        {
-            Listen = lo =>
-            {
-                lo.Protocols = HttpProtocols.Http1;
-                lo.UseHttps(TestCertificate.Instance);
-            },
-        });
-        using HttpClient client = server.CreateClient(TrustTestCertificate);
+        await using var server = await TestServer.StartAsync(engine, TestData.MapWhoAmI, output, TestCertificate.Https(HttpProtocols.Http1));
+        using HttpClient client = server.CreateClient(TestCertificate.Trust);
 
         Assert.StartsWith("https://", server.Address);
         using HttpResponseMessage response = await client.GetAsync("whoami");
@@ -36,15 +23,8 @@ public sealed class ProtocolTests(ITestOutputHelper output)
     [Theory, Engines]
     public async Task Http2_over_TLS_is_negotiated_with_ALPN(RingEngine engine)
     {
-        await using var server = await TestServer.StartAsync(engine, MapWhoAmI, output, new ServerSetup
-        {
-            Listen = lo =>
-            {
-                lo.Protocols = HttpProtocols.Http1AndHttp2;
-                lo.UseHttps(TestCertificate.Instance);
-            },
-        });
-        using HttpClient client = server.CreateClient(TrustTestCertificate);
+        await using var server = await TestServer.StartAsync(engine, TestData.MapWhoAmI, output, TestCertificate.Https(HttpProtocols.Http1AndHttp2));
+        using HttpClient client = server.CreateClient(TestCertificate.Trust);
 
         using var request = new HttpRequestMessage(HttpMethod.Get, "whoami")
         {
@@ -61,7 +41,7 @@ public sealed class ProtocolTests(ITestOutputHelper output)
     [Theory, Engines]
     public async Task H2c_with_prior_knowledge_serves_HTTP_2_on_plain_TCP(RingEngine engine)
     {
-        await using var server = await TestServer.StartAsync(engine, MapWhoAmI, output, new ServerSetup
+        await using var server = await TestServer.StartAsync(engine, TestData.MapWhoAmI, output, new ServerSetup
         {
             Listen = lo => lo.Protocols = HttpProtocols.Http2,
         });

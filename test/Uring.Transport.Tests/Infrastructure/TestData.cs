@@ -21,6 +21,10 @@ internal static class TestData
         return context.Response.Body.WriteAsync(body).AsTask();
     }
 
+    /// <summary>GET /whoami answers the request's protocol and scheme, e.g. "HTTP/2 https".</summary>
+    public static void MapWhoAmI(WebApplication app) =>
+        app.MapGet("/whoami", context => WriteText(context, $"{context.Request.Protocol} {context.Request.Scheme}"));
+
     /// <summary>The app most tests need: GET /plaintext answers "Hello, World!".</summary>
     public static void MapPlaintext(WebApplication app) =>
         app.MapGet("/plaintext", context => WriteText(context, "Hello, World!"));
