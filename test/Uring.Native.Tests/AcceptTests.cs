@@ -4,9 +4,7 @@ public sealed unsafe class AcceptTests
 {
     private const int AcceptFlags = Linux.SOCK_NONBLOCK | Linux.SOCK_CLOEXEC;
 
-    [Theory]
-    [InlineData(RingEngine.IoUring)]
-    [InlineData(RingEngine.Epoll)]
+    [Theory, Engines]
     public void Accept_recv_send_echo_is_byte_exact(RingEngine engine)
     {
         const ulong Accept = 0xA1, Recv = 0xA2, Send = 0xA3;
@@ -63,9 +61,7 @@ public sealed unsafe class AcceptTests
         }
     }
 
-    [Theory]
-    [InlineData(RingEngine.IoUring)]
-    [InlineData(RingEngine.Epoll)]
+    [Theory, Engines]
     public void Accept_reports_the_peer_address(RingEngine engine)
     {
         const ulong Accept = 0xA4;
@@ -97,9 +93,7 @@ public sealed unsafe class AcceptTests
         }
     }
 
-    [Theory]
-    [InlineData(RingEngine.IoUring)]
-    [InlineData(RingEngine.Epoll)]
+    [Theory, Engines]
     public void Multishot_accept_takes_100_connections_and_ends_on_cancel(RingEngine engine)
     {
         const int Connections = 100;

@@ -2,9 +2,7 @@ namespace Uring.Native.Tests;
 
 public sealed unsafe class CloseTests
 {
-    [Theory]
-    [InlineData(RingEngine.IoUring)]
-    [InlineData(RingEngine.Epoll)]
+    [Theory, Engines]
     public void Shutdown_ends_an_in_flight_recv_exactly_once_and_close_follows(RingEngine engine)
     {
         // The design's close sequence. Shutdown must complete before close is prepared: io_uring does not
@@ -36,9 +34,7 @@ public sealed unsafe class CloseTests
         Assert.Equal(3, driver.Seen.Count);
     }
 
-    [Theory]
-    [InlineData(RingEngine.IoUring)]
-    [InlineData(RingEngine.Epoll)]
+    [Theory, Engines]
     public void Cancel_fd_then_close_cancels_an_in_flight_recv(RingEngine engine)
     {
         const ulong Recv = 0x61, Cancel = 0x62, Close = 0x63;

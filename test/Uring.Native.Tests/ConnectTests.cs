@@ -2,9 +2,7 @@ namespace Uring.Native.Tests;
 
 public sealed unsafe class ConnectTests
 {
-    [Theory]
-    [InlineData(RingEngine.IoUring)]
-    [InlineData(RingEngine.Epoll)]
+    [Theory, Engines]
     public void Connect_completes_and_sendmsg_gathers_iovecs(RingEngine engine)
     {
         const ulong Connect = 0xF1, SendMsg = 0xF2;
@@ -50,9 +48,7 @@ public sealed unsafe class ConnectTests
         }
     }
 
-    [Theory]
-    [InlineData(RingEngine.IoUring)]
-    [InlineData(RingEngine.Epoll)]
+    [Theory, Engines]
     public void Connect_to_a_port_nobody_listens_on_fails_with_ECONNREFUSED(RingEngine engine)
     {
         const ulong Connect = 0xF3;

@@ -2,9 +2,7 @@ namespace Uring.Native.Tests;
 
 public sealed unsafe class RecvTests(ITestOutputHelper output)
 {
-    [Theory]
-    [InlineData(RingEngine.IoUring)]
-    [InlineData(RingEngine.Epoll)]
+    [Theory, Engines]
     public void Multishot_recv_with_provided_buffers_recycles_and_rearms(RingEngine engine)
     {
         const ushort Group = 7;
@@ -88,9 +86,7 @@ public sealed unsafe class RecvTests(ITestOutputHelper output)
         }
     }
 
-    [Theory]
-    [InlineData(RingEngine.IoUring)]
-    [InlineData(RingEngine.Epoll)]
+    [Theory, Engines]
     public void Recv_with_buffer_select_fills_a_provided_buffer(RingEngine engine)
     {
         const ushort Group = 3;
@@ -118,9 +114,7 @@ public sealed unsafe class RecvTests(ITestOutputHelper output)
         }
     }
 
-    [Theory]
-    [InlineData(RingEngine.IoUring)]
-    [InlineData(RingEngine.Epoll)]
+    [Theory, Engines]
     public void Cancel_of_a_pending_recv_completes_it_with_ECANCELED_and_leaves_the_data(RingEngine engine)
     {
         const ulong Recv = 0xC1, Cancel = 0xC2;
@@ -161,9 +155,7 @@ public sealed unsafe class RecvTests(ITestOutputHelper output)
         Assert.Equal(new byte[] { 1, 2, 3, 4, 5 }, new ReadOnlySpan<byte>(data, 5).ToArray());
     }
 
-    [Theory]
-    [InlineData(RingEngine.IoUring)]
-    [InlineData(RingEngine.Epoll)]
+    [Theory, Engines]
     public void Poll_add_reports_readable_once_data_arrives(RingEngine engine)
     {
         const ulong Poll = 0xD1;

@@ -4,9 +4,7 @@ namespace Uring.Native.Tests;
 
 public sealed class RingBasicsTests
 {
-    [Theory]
-    [InlineData(RingEngine.IoUring)]
-    [InlineData(RingEngine.Epoll)]
+    [Theory, Engines]
     public void Nop_round_trips(RingEngine engine)
     {
         const ulong UserData = 0x0123_4567_89ab_cdefUL;
@@ -22,9 +20,7 @@ public sealed class RingBasicsTests
         Assert.Single(driver.Seen);
     }
 
-    [Theory]
-    [InlineData(RingEngine.IoUring)]
-    [InlineData(RingEngine.Epoll)]
+    [Theory, Engines]
     public void Wake_interrupts_SubmitAndWait_without_a_user_completion(RingEngine engine)
     {
         using var driver = RingDriver.Create(engine);
@@ -57,9 +53,7 @@ public sealed class RingBasicsTests
         }
     }
 
-    [Theory]
-    [InlineData(RingEngine.IoUring)]
-    [InlineData(RingEngine.Epoll)]
+    [Theory, Engines]
     public void Wake_before_the_wait_is_not_lost(RingEngine engine)
     {
         // The loop checks its queue, then sleeps: a producer's wake landing in between must still end that sleep.
@@ -81,9 +75,7 @@ public sealed class RingBasicsTests
         Assert.True(driver.Seen.Count == 0, $"The wake produced a user completion. {driver.History()}");
     }
 
-    [Theory]
-    [InlineData(RingEngine.IoUring)]
-    [InlineData(RingEngine.Epoll)]
+    [Theory, Engines]
     public void Full_submission_queue_submits_automatically_and_loses_nothing(RingEngine engine)
     {
         const int Count = 100;
@@ -125,9 +117,7 @@ public sealed class RingBasicsTests
         Assert.Equal(4 * driver.Ring.SubmissionQueueSize, driver.Ring.CompletionQueueSize);
     }
 
-    [Theory]
-    [InlineData(RingEngine.IoUring)]
-    [InlineData(RingEngine.Epoll)]
+    [Theory, Engines]
     public void Probe_reports_recv(RingEngine engine)
     {
         using var driver = RingDriver.Create(engine);
@@ -141,9 +131,7 @@ public sealed class RingBasicsTests
         }
     }
 
-    [Theory]
-    [InlineData(RingEngine.IoUring)]
-    [InlineData(RingEngine.Epoll)]
+    [Theory, Engines]
     public void Supports_every_operation_the_transport_requires(RingEngine engine)
     {
         using var driver = RingDriver.Create(engine);

@@ -2,9 +2,7 @@ namespace Uring.Native.Tests;
 
 public sealed unsafe class SendTests(ITestOutputHelper output)
 {
-    [Theory]
-    [InlineData(RingEngine.IoUring)]
-    [InlineData(RingEngine.Epoll)]
+    [Theory, Engines]
     public void Send_of_4_MiB_handles_short_sends_and_arrives_intact(RingEngine engine)
     {
         const int Total = 4 * 1024 * 1024;
@@ -38,9 +36,7 @@ public sealed unsafe class SendTests(ITestOutputHelper output)
         Bytes.AssertEqual(expected, clientGot, $"4 MiB sent in {sends} sends");
     }
 
-    [Theory]
-    [InlineData(RingEngine.IoUring)]
-    [InlineData(RingEngine.Epoll)]
+    [Theory, Engines]
     public void SendZc_produces_a_result_then_a_notification(RingEngine engine)
     {
         const int Total = 64 * 1024;

@@ -5,3 +5,4 @@ global using Uring.Native.Interop;
 global using Uring.Native.IoUring;
 global using Xunit;
 global using Xunit.Abstractions;
+global using Uring.Tests;

@@ -10,3 +10,4 @@ global using Uring.Native;
 global using Uring.Transport.Tests.Infrastructure;
 global using Xunit;
 global using Xunit.Abstractions;
+global using Uring.Tests;

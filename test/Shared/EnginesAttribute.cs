@@ -1,9 +1,9 @@
 using System.Reflection;
 using Xunit.Sdk;
 
-namespace Uring.Transport.Tests.Infrastructure;
+namespace Uring.Tests;
 
-/// <summary>Runs a theory once per ring engine of the transport: io_uring, then epoll.</summary>
+/// <summary>Runs a theory once per ring engine: io_uring, then epoll. Linked into each test project.</summary>
 [AttributeUsage(AttributeTargets.Method)]
 public sealed class EnginesAttribute : DataAttribute
 {
