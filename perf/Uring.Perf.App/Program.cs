@@ -4,6 +4,8 @@
 //   GET /json                 -> {"message":"Hello, World!"}    application/json (source-generated System.Text.Json)
 //   POST /echo                -> the request body                application/octet-stream
 //   GET /download?size=N&seed=S -> N bytes from new Random(S)     application/octet-stream (the soak test's downloads)
+//   GET /bytes?size=N         -> N bytes of one fixed pattern    application/octet-stream (the large-response benchmark)
+//   POST /upload              -> the body's length, as text      text/plain (the upload benchmark: the body is read and dropped)
 //   GET /diag                 -> the transport's meter, RSS, fds  application/json (only with --diagnostics)
 //   anything else             -> 404
 //
@@ -189,14 +191,21 @@ public static class Program
             {
                 return DownloadAsync(context);
             }
+            if (string.Equals(path, "/bytes", StringComparison.Ordinal))
+            {
+                return BytesAsync(context);
+            }
             if (string.Equals(path, "/diag", StringComparison.Ordinal) && s_diagnostics is not null)
             {
                 return s_diagnostics.WriteAsync(response);
             }
         }
-        else if (HttpMethods.IsPost(request.Method) && string.Equals(request.Path.Value, "/echo", StringComparison.Ordinal))
+        else if (HttpMethods.IsPost(request.Method))
         {
-            return EchoAsync(context);
+            if (string.Equals(request.Path.Value, "/echo", StringComparison.Ordinal))
+                return EchoAsync(context);
+            if (string.Equals(request.Path.Value, "/upload", StringComparison.Ordinal))
+                return UploadAsync(context);
         }
 
         response.StatusCode = StatusCodes.Status404NotFound;
@@ -269,6 +278,59 @@ public static class Program
                 return; // the client is gone
             }
         }
+    }
+
+    // One 64 KiB pattern block, written as many times as a /bytes response needs: the benchmark
+    // measures the transport's send path, not the making of the bytes.
+    private static readonly byte[] s_pattern = Enumerable.Range(0, 64 * 1024).Select(i => (byte)(i * 31 + 7)).ToArray();
+
+    /// <summary>size bytes (0 to 1 GiB) of <see cref="s_pattern"/>, 64 KiB per write, each write flushed.</summary>
+    private static async Task BytesAsync(HttpContext context)
+    {
+        var response = context.Response;
+        if (!long.TryParse(context.Request.Query["size"], out long size) || size is < 0 or > MaxDownload)
+        {
+            response.StatusCode = StatusCodes.Status400BadRequest;
+            response.ContentLength = 0;
+            return;
+        }
+        response.ContentType = "application/octet-stream";
+        response.ContentLength = size;
+        var writer = response.BodyWriter;
+        for (long left = size; left > 0;)
+        {
+            int n = (int)Math.Min(left, s_pattern.Length);
+            var flushed = await writer.WriteAsync(s_pattern.AsMemory(0, n));
+            if (flushed.IsCompleted)
+            {
+                return; // the client is gone
+            }
+            left -= n;
+        }
+    }
+
+    /// <summary>Reads the request body to its end and answers with its length.</summary>
+    private static async Task UploadAsync(HttpContext context)
+    {
+        PipeReader body = context.Request.BodyReader;
+        long total = 0;
+        try
+        {
+            while (true)
+            {
+                ReadResult read = await body.ReadAsync();
+                total += read.Buffer.Length;
+                body.AdvanceTo(read.Buffer.End);
+                if (read.IsCompleted) break;
+            }
+        }
+        catch (IOException)
+        {
+            context.Abort(); // the client broke off its upload
+            return;
+        }
+        byte[] answer = Encoding.ASCII.GetBytes(total.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        await Write(context.Response, "text/plain", answer);
     }
 
     private static Task Write(HttpResponse response, string contentType, byte[] body)

@@ -51,6 +51,9 @@ public static class CompletionFlags
     /// <summary>IORING_CQE_F_NOTIF: zero-copy send notification, the buffer may be reused.</summary>
     public const uint Notification = 1u << 3;
 
+    /// <summary>IORING_NOTIF_USAGE_ZC_COPIED, in the result of a zero-copy notification: the kernel copied the data.</summary>
+    public const uint ZeroCopyCopied = 1u << 31;
+
     /// <summary>IORING_CQE_BUFFER_SHIFT.</summary>
     public const int BufferShift = 16;
 }

@@ -26,6 +26,12 @@ public unsafe interface IRing : IDisposable
     /// <summary>Number of completion queue entries.</summary>
     int CompletionQueueSize { get; }
 
+    /// <summary>
+    /// The optional features this ring can use (the kernel's, less any test limit; for epoll, what
+    /// it emulates). Code above the ring uses a feature only when it is listed, with a fallback.
+    /// </summary>
+    RingFeatures Features { get; }
+
     /// <summary>Binds the ring to the calling thread and enables it. Call once, on the owning thread.</summary>
     void Enable();
 
@@ -95,9 +101,10 @@ public unsafe interface IRing : IDisposable
     /// IORING_OP_SEND_ZC (6.0); with <paramref name="fixedBufferIndex"/> &gt;= 0, from a registered buffer
     /// (IORING_RECVSEND_FIXED_BUF). Produces a result completion flagged <see cref="CompletionFlags.More"/>
     /// and then a notification flagged <see cref="CompletionFlags.Notification"/> once the kernel is done
-    /// with the memory.
+    /// with the memory. With <paramref name="reportUsage"/> (IORING_SEND_ZC_REPORT_USAGE, 6.2) the
+    /// notification's result has <see cref="CompletionFlags.ZeroCopyCopied"/> set when the kernel copied the data.
     /// </summary>
-    void PrepareSendZc(int fd, byte* buffer, int length, int flags, int fixedBufferIndex, ulong userData);
+    void PrepareSendZc(int fd, byte* buffer, int length, int flags, int fixedBufferIndex, ulong userData, bool reportUsage = false);
 
     /// <summary>IORING_OP_CONNECT (5.5).</summary>
     void PrepareConnect(int fd, byte* addr, int addrLen, ulong userData);
@@ -116,6 +123,9 @@ public unsafe interface IRing : IDisposable
 
     /// <summary>IORING_OP_ASYNC_CANCEL with IORING_ASYNC_CANCEL_FD (5.19), optionally _ALL: cancels operations on <paramref name="fd"/>.</summary>
     void PrepareCancelFd(int fd, bool all, ulong userData);
+
+    /// <summary>IORING_OP_ASYNC_CANCEL with IORING_ASYNC_CANCEL_ANY | _ALL (5.19): cancels every request in flight; the result is how many.</summary>
+    void PrepareCancelAll(ulong userData);
 
     /// <summary>IORING_OP_POLL_ADD (5.1); <paramref name="multishot"/> uses IORING_POLL_ADD_MULTI (5.13).</summary>
     void PreparePollAdd(int fd, uint pollEvents, bool multishot, ulong userData);

@@ -32,7 +32,7 @@ public static class RingFactory
         return engine switch
         {
             RingEngine.IoUring => CreateIoUring(options),
-            RingEngine.Epoll => new EpollRing(options.Entries),
+            RingEngine.Epoll => new EpollRing(options.Entries, options.FeatureLimit),
             _ => throw new ArgumentOutOfRangeException(nameof(engine), engine, "Pass IoUring or Epoll; use Select to resolve Auto."),
         };
     }
@@ -53,7 +53,7 @@ public static class RingFactory
     /// The engine these options lead to and why. <see cref="RingOptions.EngineEnvironmentVariable"/>
     /// overrides <see cref="RingOptions.Engine"/>. Auto picks io_uring only if a ring can be set up,
     /// a NOP round-trips, a provided-buffer ring registers and the probe lists every
-    /// <see cref="RequiredOps"/> opcode.
+    /// <see cref="RequiredOps"/> opcode (see <see cref="KernelProbe"/>, run once per process).
     /// </summary>
     /// <exception cref="ArgumentException">The environment variable holds an unknown value.</exception>
     public static EngineSelection Select(RingOptions options)
@@ -96,57 +96,12 @@ public static class RingFactory
     private static string? ProbeIoUring(RingOptions options, out string detail)
     {
         detail = "";
-        IoUringRing ring;
-        try
-        {
-            ring = IoUringRing.Create(new RingOptions { Entries = 8, InjectSetupErrno = options.InjectSetupErrno });
-        }
-        catch (RingException e)
-        {
-            return $"{e.Message}: {Explain(e.Errno)}";
-        }
-
-        // The probe ring lives on a thread of its own: SINGLE_ISSUER binds it to whoever enables it.
-        string? problem = null;
-        var thread = new Thread(() => problem = RoundTrip(ring)) { IsBackground = true, Name = "io_uring probe" };
-        thread.Start();
-        thread.Join();
-        if (problem is null)
-            detail = $"setup flags {ring.DescribeSetupFlags()}";
-        ring.Dispose();
-        return problem;
-    }
-
-    private static string? RoundTrip(IoUringRing ring)
-    {
-        try
-        {
-            ring.Enable();
-            var missing = RequiredOps.Where(op => !ring.Supports(op)).ToArray();
-            if (missing.Length > 0)
-                return $"the kernel lacks opcodes {string.Join(", ", missing.Select(o => "IORING_OP_" + o.ToString().ToUpperInvariant()))}";
-            if ((ring.Features & IoUringConstants.IORING_FEAT_FAST_POLL) == 0)
-                return "the kernel lacks IORING_FEAT_FAST_POLL (needs 5.7+)";
-
-            const ulong token = 0x4E4F50;
-            ring.PrepareNop(token);
-            int r = ring.SubmitAndWait(1, 2000);
-            Span<Completion> done = stackalloc Completion[4];
-            int n = ring.DrainCompletions(done);
-            if (r < 0) return $"io_uring_enter failed: {Errno.Describe(r)}";
-            if (n < 1 || done[0].UserData != token || done[0].Result != 0)
-                return "a NOP did not round-trip through io_uring_enter";
-
-            using var buffers = new ProvidedBufferRing(0x7FFF, 1, 64);
-            int reg = ring.RegisterBufferRing(buffers);
-            if (reg < 0) return $"IORING_REGISTER_PBUF_RING failed: {Errno.Describe(reg)} (provided-buffer rings need 5.19+)";
-            ring.UnregisterBufferRing(buffers);
-            return null;
-        }
-        catch (RingException e)
-        {
-            return e.Message;
-        }
+        int injected = options.InjectSetupErrno?.Invoke() ?? 0;
+        KernelProbe probe = injected > 0 ? KernelProbe.Injected(injected) : KernelProbe.Current;
+        if (probe.Problem is not null)
+            return probe.SetupErrno != 0 ? $"{probe.Problem}: {Explain(probe.SetupErrno)}" : probe.Problem;
+        detail = probe.Describe();
+        return null;
     }
 
     /// <summary>What an io_uring_setup errno usually means, for operators.</summary>

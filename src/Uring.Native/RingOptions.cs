@@ -20,6 +20,9 @@ public sealed class RingOptions
     /// failed with it (how a seccomp filter or <c>kernel.io_uring_disabled</c> would answer).
     /// </summary>
     internal Func<int>? InjectSetupErrno { get; set; }
+
+    /// <summary>Test hook: the features a ring of these options may use at most. Default: all the kernel has.</summary>
+    internal RingFeatures FeatureLimit { get; set; } = RingFeatures.All;
 }
 
 /// <summary>The engine chosen for a set of options, and why.</summary>

@@ -66,4 +66,10 @@ public sealed class UringTransportOptions
 
     /// <summary>Test hook: forwarded to <see cref="RingOptions"/> to simulate a refused io_uring_setup.</summary>
     internal Func<int>? InjectSetupErrno { get; set; }
+
+    /// <summary>Test hook: the kernel features the loops may use at most, as on an older kernel.</summary>
+    internal RingFeatures FeatureLimit { get; set; } = RingFeatures.All;
+
+    /// <summary>Test hook: wraps each loop's ring (loop index given), e.g. in a fault-injecting decorator.</summary>
+    internal Func<IRing, int, IRing>? DecorateRing { get; set; }
 }

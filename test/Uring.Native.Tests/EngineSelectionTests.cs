@@ -64,6 +64,6 @@ public sealed class EngineSelectionTests
         Assert.True((ring.SetupFlags & IoUringConstants.IORING_SETUP_SINGLE_ISSUER) != 0, $"SetupFlags 0x{ring.SetupFlags:x} lacks SINGLE_ISSUER.");
         Assert.True((ring.SetupFlags & IoUringConstants.IORING_SETUP_DEFER_TASKRUN) != 0, $"SetupFlags 0x{ring.SetupFlags:x} lacks DEFER_TASKRUN.");
         uint needed = IoUringConstants.IORING_FEAT_NODROP | IoUringConstants.IORING_FEAT_FAST_POLL | IoUringConstants.IORING_FEAT_EXT_ARG;
-        Assert.True((ring.Features & needed) == needed, $"Features 0x{ring.Features:x} lack NODROP, FAST_POLL or EXT_ARG.");
+        Assert.True((ring.KernelFeatureFlags & needed) == needed, $"Features 0x{ring.KernelFeatureFlags:x} lack NODROP, FAST_POLL or EXT_ARG.");
     }
 }

@@ -85,7 +85,7 @@ public sealed unsafe partial class EpollRing
 
     /// <inheritdoc />
     /// <remarks>The emulation copies from <paramref name="buffer"/>; a fixed buffer index is only checked against the registered range, as the kernel does (-EFAULT).</remarks>
-    public void PrepareSendZc(int fd, byte* buffer, int length, int flags, int fixedBufferIndex, ulong userData)
+    public void PrepareSendZc(int fd, byte* buffer, int length, int flags, int fixedBufferIndex, ulong userData, bool reportUsage = false)
     {
         int id = Allocate(IoUringOp.SendZc, fd, userData, OutInterest);
         ref PendingOperation op = ref _ops[id];
@@ -141,6 +141,14 @@ public sealed unsafe partial class EpollRing
     {
         int id = Allocate(IoUringOp.AsyncCancel, fd, userData, 0);
         _ops[id].Flags = OperationFlags.CancelByFd | (all ? OperationFlags.CancelAll : OperationFlags.None);
+        Queue(id);
+    }
+
+    /// <inheritdoc />
+    public void PrepareCancelAll(ulong userData)
+    {
+        int id = Allocate(IoUringOp.AsyncCancel, -1, userData, 0);
+        _ops[id].Flags = OperationFlags.CancelAny;
         Queue(id);
     }
 

@@ -17,6 +17,8 @@ public sealed unsafe partial class EpollRing
         Capped,     // multishot used its budget with more to do: replay without waiting
     }
 
+    private const int F_DUPFD_CLOEXEC = 1030;
+
     private int SubmitQueued()
     {
         int count = _submissionCount;
@@ -157,6 +159,9 @@ public sealed unsafe partial class EpollRing
         if (capped != 0) MarkReady(fd, ref _fds[fd], mask & (capped | EPOLLRDHUP | Failure));
     }
 
+    // As the kernel: in-flight requests hold their own reference to the file, so IORING_OP_CLOSE only
+    // drops the number. They neither end nor lose their socket (no FIN goes out) until they complete
+    // or are cancelled by user_data. The emulation keeps the file the same way, under a dup.
     private void IssueClose(int id)
     {
         int fd = _ops[id].Fd;
@@ -167,28 +172,71 @@ public sealed unsafe partial class EpollRing
         }
         if ((uint)fd < (uint)_fds.Length)
         {
-            ref FdState state = ref _fds[fd];
-            if (state.Head != 0)
-            {
-                // One last try, so that a shutdown queued just before still delivers its EOF; the rest is cancelled.
-                RunFd(fd, InInterest | OutInterest, fromEvent: false);
-                CancelOnFd(fd, all: true);
-            }
-            if ((state.Flags & FdFlags.Registered) != 0)
-            {
-                var unused = default(EpollEvent);
-                Libc.epoll_ctl(_epollFd, EPOLL_CTL_DEL, fd, &unused);
-            }
-            state.Flags &= FdFlags.ReadyListed; // the number is free for a new file; keep the list link intact
+            if (_fds[fd].Head != 0 && !KeepFileForPendingOperations(fd))
+                CancelOnFd(fd, all: true); // no fd left to keep the file with: end them rather than strand them
+            Forget(fd);
         }
         CompleteNow(id, NativeSocket.Close(fd));
+    }
+
+    // Moves fd's pending operations onto a dup of it (an orphan, closed when the last one ends).
+    private bool KeepFileForPendingOperations(int fd)
+    {
+        int keeper = Libc.fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        if (keeper < 0) return false;
+        int head = _fds[fd].Head, tail = _fds[fd].Tail;
+        FdFlags inherited = _fds[fd].Flags & (FdFlags.NonBlocking | FdFlags.NotSeekable);
+        _fds[fd].Head = _fds[fd].Tail = 0;
+        ref FdState kept = ref _fds[keeper]; // may grow the table: no ref to fd's state is held across it
+        kept.Head = head;
+        kept.Tail = tail;
+        kept.Flags = (kept.Flags & FdFlags.ReadyListed) | inherited | FdFlags.Orphan;
+        for (int op = head; op != 0; op = _ops[op].Next) _ops[op].Fd = keeper;
+        Arm(keeper, ref kept); // ADD reports the readiness that already exists: no edge is lost
+        return true;
+    }
+
+    // Drops fd from the epoll set and its state: the number is about to be closed and may be reused.
+    private void Forget(int fd)
+    {
+        ref FdState state = ref _fds[fd];
+        if ((state.Flags & FdFlags.Registered) != 0)
+        {
+            var unused = default(EpollEvent);
+            Libc.epoll_ctl(_epollFd, EPOLL_CTL_DEL, fd, &unused);
+        }
+        state.Flags &= FdFlags.ReadyListed; // keep the still-ready list link intact
+    }
+
+    // An orphan whose last operation ended: its file is closed now, as the kernel's last reference drop would.
+    private void CloseIfOrphanDone(int fd)
+    {
+        if ((uint)fd >= (uint)_fds.Length) return;
+        ref FdState state = ref _fds[fd];
+        if ((state.Flags & FdFlags.Orphan) == 0 || state.Head != 0) return;
+        Forget(fd);
+        NativeSocket.Close(fd);
+    }
+
+    private void CloseOrphans()
+    {
+        for (int fd = 0; fd < _fds.Length; fd++)
+            if ((_fds[fd].Flags & FdFlags.Orphan) != 0) NativeSocket.Close(fd);
     }
 
     // The kernel posts the cancel's own completion first, then each target's -ECANCELED: so do we.
     private void IssueCancel(int id)
     {
         ref PendingOperation op = ref _ops[id];
-        if ((op.Flags & OperationFlags.CancelByFd) != 0)
+        if ((op.Flags & OperationFlags.CancelAny) != 0)
+        {
+            var targets = new List<int>();
+            foreach (int first in _byUserData.Values)
+                for (int target = first; target != 0; target = _ops[target].NextSameUserData) targets.Add(target);
+            CompleteNow(id, targets.Count);
+            foreach (int target in targets) Cancel(target);
+        }
+        else if ((op.Flags & OperationFlags.CancelByFd) != 0)
         {
             int fd = op.Fd;
             bool all = (op.Flags & OperationFlags.CancelAll) != 0;
@@ -291,6 +339,7 @@ public sealed unsafe partial class EpollRing
     private void Retire(int id)
     {
         ref PendingOperation op = ref _ops[id];
+        int orphanCheck = -1;
         if ((op.Flags & OperationFlags.Linked) != 0)
         {
             ref FdState state = ref _fds[op.Fd];
@@ -298,6 +347,7 @@ public sealed unsafe partial class EpollRing
             else state.Head = op.Next;
             if (op.Next != 0) _ops[op.Next].Previous = op.Previous;
             else state.Tail = op.Previous;
+            if (state.Head == 0 && (state.Flags & FdFlags.Orphan) != 0) orphanCheck = op.Fd;
         }
         if ((op.Flags & OperationFlags.Indexed) != 0)
         {
@@ -315,6 +365,7 @@ public sealed unsafe partial class EpollRing
             }
         }
         _ops.Free(id);
+        if (orphanCheck >= 0) CloseIfOrphanDone(orphanCheck);
     }
 
     private bool FixedBufferInRange(ref PendingOperation op)

@@ -40,7 +40,9 @@ public sealed unsafe partial class EpollRing : IRing
     private IoVec[]? _fixedBuffers;
     private EpollEvent* _events;
     private int _epollFd;
-    private volatile int _wakeFd;
+    // The wake eventfd: its own lifetime (see EventFdHandle), so a late Wake never writes into a reused number.
+    private readonly EventFdHandle _wake;
+    private readonly int _wakeFd;
     private int _readyHead = -1;
     private Thread? _owner;
     private bool _disposed;
@@ -49,8 +51,15 @@ public sealed unsafe partial class EpollRing : IRing
     /// <param name="entries">Submission queue size; rounded up to a power of two and clamped to 32768, as IORING_SETUP_CLAMP does.</param>
     /// <exception cref="RingException">epoll_create1 or eventfd failed.</exception>
     public EpollRing(int entries)
+        : this(entries, RingFeatures.All)
+    {
+    }
+
+    /// <summary>Creates the ring, using at most the features in <paramref name="limit"/> (a test hook).</summary>
+    internal EpollRing(int entries, RingFeatures limit)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(entries, 1);
+        Features = EmulatedFeatures & limit & KernelProbe.Limit;
         int size = (int)BitOperations.RoundUpToPowerOf2((uint)Math.Min(entries, MaxEntries));
         SubmissionQueueSize = size;
         CompletionQueueSize = size * 4;
@@ -60,26 +69,36 @@ public sealed unsafe partial class EpollRing : IRing
 
         _epollFd = Libc.epoll_create1(EPOLL_CLOEXEC);
         if (_epollFd < 0) throw new RingException("epoll_create1", Libc.Errno);
-        _wakeFd = Libc.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        if (_wakeFd < 0)
+        try
         {
-            int errno = Libc.Errno;
-            Libc.close(_epollFd);
-            throw new RingException("eventfd", errno);
+            _wake = EventFdHandle.Create(EFD_NONBLOCK | EFD_CLOEXEC);
         }
+        catch
+        {
+            Libc.close(_epollFd);
+            throw;
+        }
+        _wakeFd = _wake.Fd;
         var wake = new EpollEvent { Events = EPOLLIN | EPOLLET, Data = WakeKey };
         if (Libc.epoll_ctl(_epollFd, EPOLL_CTL_ADD, _wakeFd, &wake) < 0)
         {
             int errno = Libc.Errno;
-            Libc.close(_wakeFd);
+            _wake.Dispose();
             Libc.close(_epollFd);
             throw new RingException("epoll_ctl(ADD eventfd)", errno);
         }
         _events = (EpollEvent*)NativeMemory.AllocZeroed((nuint)(EventBatch * EpollEvent.Stride + sizeof(EpollEvent))); // slack: the last element is read as 16 bytes
     }
 
+    // What the emulation offers of the optional features (the others need the kernel's io_uring).
+    private const RingFeatures EmulatedFeatures = RingFeatures.MultishotAccept | RingFeatures.MultishotRecv | RingFeatures.CancelAny;
+
     /// <inheritdoc />
     public RingEngine Engine => RingEngine.Epoll;
+
+    /// <inheritdoc />
+    /// <remarks>Multishot accept and receive and cancel-any, which the emulation provides itself.</remarks>
+    public RingFeatures Features { get; }
 
     /// <inheritdoc />
     public int SubmissionQueueSize { get; }
@@ -159,13 +178,7 @@ public sealed unsafe partial class EpollRing : IRing
     public int DrainCompletions(Span<Completion> destination) => _completions.Drain(destination);
 
     /// <inheritdoc />
-    public void Wake()
-    {
-        int fd = _wakeFd;
-        if (fd < 0) return;
-        ulong one = 1;
-        Libc.write(fd, &one, sizeof(ulong)); // EAGAIN only when the counter is near overflow: a wake is pending anyway
-    }
+    public void Wake() => _wake.TrySignal();
 
     /// <inheritdoc />
     public int RegisterBufferRing(ProvidedBufferRing buffers)
@@ -208,14 +221,17 @@ public sealed unsafe partial class EpollRing : IRing
         return 0;
     }
 
-    /// <summary>Closes the epoll instance and the wake eventfd. Pending operations are dropped without completions.</summary>
+    /// <summary>
+    /// Closes the epoll instance; the wake eventfd closes once no thread is inside <see cref="Wake"/>.
+    /// Pending operations are dropped without completions, and the files that only they kept open
+    /// (closed while operations were pending on them) are closed, as the kernel's ring teardown does.
+    /// </summary>
     public void Dispose()
     {
         if (_disposed) return;
         _disposed = true;
-        int wakeFd = _wakeFd;
-        _wakeFd = -1; // before closing, so a racing Wake() does not write into a reused fd number
-        Libc.close(wakeFd);
+        CloseOrphans();
+        _wake.Dispose();
         Libc.close(_epollFd);
         _epollFd = -1;
         NativeMemory.Free(_events);

@@ -14,6 +14,7 @@ internal enum OperationFlags : ushort
     Seqpacket = 1 << 9,       // SOCK_SEQPACKET
     Linked = 1 << 7,          // on its fd's pending list
     Indexed = 1 << 8,         // in the user_data index (so PrepareCancel finds it)
+    CancelAny = 1 << 10,      // AsyncCancel with IORING_ASYNC_CANCEL_ANY | _ALL
 }
 
 /// <summary>

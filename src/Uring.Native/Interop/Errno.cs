@@ -40,6 +40,7 @@ public static class Errno
     public const int EINPROGRESS = 115;
     public const int ECANCELED = 125;
     public const int ETIME = 62;
+    public const int EBADR = 53;
 #pragma warning restore CS1591
 
     /// <summary>The symbolic name of an errno (sign ignored), e.g. "EPERM".</summary>
@@ -48,7 +49,7 @@ public static class Errno
         EPERM => "EPERM", ENOENT => "ENOENT", EINTR => "EINTR", EIO => "EIO", EBADF => "EBADF",
         EAGAIN => "EAGAIN", ENOMEM => "ENOMEM", EACCES => "EACCES", EFAULT => "EFAULT",
         EBUSY => "EBUSY", EEXIST => "EEXIST", EINVAL => "EINVAL", ENFILE => "ENFILE",
-        EMFILE => "EMFILE", ENOSPC => "ENOSPC", EPIPE => "EPIPE", ERANGE => "ERANGE", ETIME => "ETIME",
+        EMFILE => "EMFILE", ENOSPC => "ENOSPC", EPIPE => "EPIPE", ERANGE => "ERANGE", ETIME => "ETIME", EBADR => "EBADR",
         ENOSYS => "ENOSYS", ENOTSOCK => "ENOTSOCK", EOPNOTSUPP => "EOPNOTSUPP",
         EADDRINUSE => "EADDRINUSE", EADDRNOTAVAIL => "EADDRNOTAVAIL", ENETDOWN => "ENETDOWN",
         ENETUNREACH => "ENETUNREACH", ECONNABORTED => "ECONNABORTED", ECONNRESET => "ECONNRESET",

@@ -40,6 +40,9 @@ internal static unsafe partial class Libc
     internal static partial int socket(int domain, int type, int protocol);
 
     [LibraryImport(Lib, SetLastError = true)]
+    internal static partial int socketpair(int domain, int type, int protocol, int* fds);
+
+    [LibraryImport(Lib, SetLastError = true)]
     internal static partial int bind(int fd, byte* addr, int addrLen);
 
     [LibraryImport(Lib, SetLastError = true)]

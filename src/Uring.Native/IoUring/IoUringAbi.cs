@@ -14,6 +14,7 @@ internal static class IoUringConstants
     internal const uint IORING_SETUP_TASKRUN_FLAG = 1u << 9;   // 5.19
     internal const uint IORING_SETUP_SINGLE_ISSUER = 1u << 12; // 6.0
     internal const uint IORING_SETUP_DEFER_TASKRUN = 1u << 13; // 6.1
+    internal const uint IORING_SETUP_NO_SQARRAY = 1u << 16;    // 6.6
 
     // features
     internal const uint IORING_FEAT_SINGLE_MMAP = 1u << 0;
@@ -29,6 +30,7 @@ internal static class IoUringConstants
     // io_uring_enter flags
     internal const uint IORING_ENTER_GETEVENTS = 1u << 0;
     internal const uint IORING_ENTER_EXT_ARG = 1u << 3;
+    internal const uint IORING_ENTER_REGISTERED_RING = 1u << 4; // 5.18
 
     // sq_ring->flags
     internal const uint IORING_SQ_NEED_WAKEUP = 1u << 0;
@@ -36,6 +38,7 @@ internal static class IoUringConstants
     internal const uint IORING_SQ_TASKRUN = 1u << 2;
 
     // sqe->flags
+    internal const byte IOSQE_FIXED_FILE = 1 << 0;
     internal const byte IOSQE_BUFFER_SELECT = 1 << 5;
 
     // sqe->ioprio for accept / send / recv
@@ -43,10 +46,19 @@ internal static class IoUringConstants
     internal const ushort IORING_RECVSEND_POLL_FIRST = 1 << 0;
     internal const ushort IORING_RECV_MULTISHOT = 1 << 1;
     internal const ushort IORING_RECVSEND_FIXED_BUF = 1 << 2;
+    internal const ushort IORING_SEND_ZC_REPORT_USAGE = 1 << 3; // 6.2
+    internal const ushort IORING_RECVSEND_BUNDLE = 1 << 4;      // 6.10
+
+    // cqe->res of a SEND_ZC notification, with IORING_SEND_ZC_REPORT_USAGE
+    internal const uint IORING_NOTIF_USAGE_ZC_COPIED = 1u << 31;
+
+    // sqe->file_index: let the kernel pick a free fixed-file slot (5.19)
+    internal const uint IORING_FILE_INDEX_ALLOC = ~0u;
 
     // sqe->cancel_flags
     internal const uint IORING_ASYNC_CANCEL_ALL = 1u << 0;
     internal const uint IORING_ASYNC_CANCEL_FD = 1u << 1;
+    internal const uint IORING_ASYNC_CANCEL_ANY = 1u << 2;
 
     // sqe->len for POLL_ADD
     internal const uint IORING_POLL_ADD_MULTI = 1u << 0;
@@ -54,10 +66,26 @@ internal static class IoUringConstants
     // io_uring_register opcodes
     internal const uint IORING_REGISTER_BUFFERS = 0;
     internal const uint IORING_UNREGISTER_BUFFERS = 1;
+    internal const uint IORING_UNREGISTER_FILES = 3;
     internal const uint IORING_REGISTER_PROBE = 8;
     internal const uint IORING_REGISTER_ENABLE_RINGS = 12;
+    internal const uint IORING_REGISTER_FILES2 = 13;
+    internal const uint IORING_REGISTER_BUFFERS2 = 15;
+    internal const uint IORING_REGISTER_BUFFERS_UPDATE = 16;
+    internal const uint IORING_REGISTER_RING_FDS = 20;
+    internal const uint IORING_UNREGISTER_RING_FDS = 21;
     internal const uint IORING_REGISTER_PBUF_RING = 22;
     internal const uint IORING_UNREGISTER_PBUF_RING = 23;
+
+    // io_uring_rsrc_register.flags
+    internal const uint IORING_RSRC_REGISTER_SPARSE = 1u << 0;
+
+    // io_uring_buf_reg.flags
+    internal const ushort IOU_PBUF_RING_INC = 2; // 6.12
+
+    // IORING_OP_URING_CMD socket commands (6.7)
+    internal const uint SOCKET_URING_OP_GETSOCKOPT = 2;
+    internal const uint SOCKET_URING_OP_SETSOCKOPT = 3;
 
     internal const ushort IO_URING_OP_SUPPORTED = 1 << 0;
 }
@@ -104,10 +132,13 @@ internal struct IoUringSqe
     [FieldOffset(24)] public uint Len;
     [FieldOffset(28)] public uint OpFlags;        // rw_flags, msg_flags, accept_flags, cancel_flags, poll32_events
     [FieldOffset(32)] public ulong UserData;
+    [FieldOffset(8)] public uint CmdOp;           // uring_cmd: cmd_op
+    [FieldOffset(16)] public uint Level;          // uring_cmd socket: level
+    [FieldOffset(20)] public uint OptName;        // uring_cmd socket: optname
     [FieldOffset(40)] public ushort BufIndex;     // buf_index / buf_group
     [FieldOffset(42)] public ushort Personality;
-    [FieldOffset(44)] public int FileIndex;       // splice_fd_in / file_index / addr_len
-    [FieldOffset(48)] public ulong Addr3;
+    [FieldOffset(44)] public int FileIndex;       // splice_fd_in / file_index / addr_len / optlen
+    [FieldOffset(48)] public ulong Addr3;         // addr3 / optval
     [FieldOffset(56)] public ulong Pad2;
 }
 
@@ -127,6 +158,38 @@ internal struct IoUringBufReg
     public ushort Bgid;
     public ushort Flags;
     public ulong Resv0, Resv1, Resv2;
+}
+
+/// <summary>struct io_uring_rsrc_register (REGISTER_FILES2 / BUFFERS2).</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct IoUringRsrcRegister
+{
+    public uint Nr;
+    public uint Flags;
+    public ulong Resv2;
+    public ulong Data;
+    public ulong Tags;
+}
+
+/// <summary>struct io_uring_rsrc_update2 (REGISTER_BUFFERS_UPDATE / FILES_UPDATE2).</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct IoUringRsrcUpdate2
+{
+    public uint Offset;
+    public uint Resv;
+    public ulong Data;
+    public ulong Tags;
+    public uint Nr;
+    public uint Resv2;
+}
+
+/// <summary>struct io_uring_rsrc_update (REGISTER_RING_FDS).</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct IoUringRsrcUpdate
+{
+    public uint Offset;
+    public uint Resv;
+    public ulong Data;
 }
 
 [StructLayout(LayoutKind.Sequential)]

@@ -21,6 +21,7 @@ public enum IoUringOp : byte
     Recv = 27,            // 5.6
     Shutdown = 34,        // 5.11
     Socket = 45,          // 5.19
+    UringCmd = 46,        // 5.19 (socket commands 6.7)
     SendZc = 47,          // 6.0
     SendMsgZc = 48,       // 6.1
 #pragma warning restore CS1591

@@ -6,6 +6,9 @@ namespace Uring.Native;
 // One prepare method per opcode, as liburing's io_uring_prep_*; minimum kernel beside each.
 public sealed unsafe partial class IoUringRing
 {
+    /// <summary>A zeroed SQE with opcode, fd and user_data set, for the fields no prepare method covers (probing).</summary>
+    internal IoUringSqe* PrepareRaw(IoUringOp op, int fd, ulong userData) => Prep(op, fd, userData);
+
     private IoUringSqe* Prep(IoUringOp op, int fd, ulong userData)
     {
         IoUringSqe* sqe = NextSqe();
@@ -82,7 +85,7 @@ public sealed unsafe partial class IoUringRing
     }
 
     /// <inheritdoc />
-    public void PrepareSendZc(int fd, byte* buffer, int length, int flags, int fixedBufferIndex, ulong userData) // 6.0
+    public void PrepareSendZc(int fd, byte* buffer, int length, int flags, int fixedBufferIndex, ulong userData, bool reportUsage = false) // 6.0, usage report 6.2
     {
         IoUringSqe* sqe = Prep(IoUringOp.SendZc, fd, userData);
         sqe->Addr = (ulong)buffer;
@@ -93,6 +96,7 @@ public sealed unsafe partial class IoUringRing
             sqe->IoPrio = IORING_RECVSEND_FIXED_BUF;
             sqe->BufIndex = (ushort)fixedBufferIndex;
         }
+        if (reportUsage) sqe->IoPrio |= IORING_SEND_ZC_REPORT_USAGE;
     }
 
     /// <inheritdoc />
@@ -134,6 +138,13 @@ public sealed unsafe partial class IoUringRing
     {
         IoUringSqe* sqe = Prep(IoUringOp.AsyncCancel, fd, userData);
         sqe->OpFlags = IORING_ASYNC_CANCEL_FD | (all ? IORING_ASYNC_CANCEL_ALL : 0);
+    }
+
+    /// <inheritdoc />
+    public void PrepareCancelAll(ulong userData) // 5.19
+    {
+        IoUringSqe* sqe = Prep(IoUringOp.AsyncCancel, -1, userData);
+        sqe->OpFlags = IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL;
     }
 
     /// <inheritdoc />

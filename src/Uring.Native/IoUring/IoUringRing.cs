@@ -20,17 +20,20 @@ public sealed unsafe partial class IoUringRing : IRing
     private static readonly ulong* s_wakeSink = (ulong*)NativeMemory.AlignedAlloc(64, 64);
 
     // Flags asked for, newest kernel feature first: on EINVAL we drop them in this order.
-    private static readonly uint[] s_optionalSetupFlags =
+    private static readonly (uint Flag, RingFeatures Feature)[] s_optionalSetupFlags =
     [
-        IORING_SETUP_DEFER_TASKRUN,
-        IORING_SETUP_SINGLE_ISSUER,
-        IORING_SETUP_COOP_TASKRUN,
-        IORING_SETUP_SUBMIT_ALL,
-        IORING_SETUP_R_DISABLED,
+        (IORING_SETUP_NO_SQARRAY, RingFeatures.NoSqArray),
+        (IORING_SETUP_DEFER_TASKRUN, RingFeatures.DeferTaskrun),
+        (IORING_SETUP_SINGLE_ISSUER, RingFeatures.SingleIssuer),
+        (IORING_SETUP_COOP_TASKRUN, RingFeatures.CoopTaskrun),
+        (IORING_SETUP_SUBMIT_ALL, RingFeatures.SubmitAll),
+        (IORING_SETUP_R_DISABLED, RingFeatures.None),
     ];
 
     private readonly int _ringFd;
-    private readonly int _wakeFd;
+    // The wake eventfd: its own lifetime (see EventFdHandle), so a late Wake from any thread
+    // never writes into a reused fd number. The armed READ holds the kernel's own file reference.
+    private readonly EventFdHandle _wake;
     private readonly byte* _sqRing;
     private readonly nuint _sqRingSize;
     private readonly byte* _cqRing;
@@ -49,19 +52,23 @@ public sealed unsafe partial class IoUringRing : IRing
     private uint _sqeTail;          // our producer index; published to *_sqTail on submit
     private Completion[] _backlog = new Completion[16]; // CQEs moved out of the CQ when the kernel answered EBUSY
     private int _backlogHead, _backlogCount;
+    private int _enterFd;           // the ring fd, or its registered index (IORING_ENTER_REGISTERED_RING)
+    private uint _enterFlags;
     private bool _enabled;
     private bool _disposed;
 
-    private IoUringRing(int ringFd, in IoUringParams p, int wakeFd)
+    private IoUringRing(int ringFd, in IoUringParams p, EventFdHandle wake, RingFeatures allowed)
     {
         _ringFd = ringFd;
-        _wakeFd = wakeFd;
+        _enterFd = ringFd;
+        _wake = wake;
         SetupFlags = p.Flags;
-        Features = p.Features;
+        KernelFeatureFlags = p.Features;
         SubmissionQueueSize = (int)p.SqEntries;
         CompletionQueueSize = (int)p.CqEntries;
 
-        _sqRingSize = p.SqOff.Array + p.SqEntries * sizeof(uint);
+        bool noSqArray = (p.Flags & IORING_SETUP_NO_SQARRAY) != 0;
+        _sqRingSize = p.SqOff.Array + (noSqArray ? 0 : p.SqEntries * sizeof(uint));
         _cqRingSize = p.CqOff.Cqes + p.CqEntries * (uint)sizeof(IoUringCqe);
         bool singleMmap = (p.Features & IORING_FEAT_SINGLE_MMAP) != 0;
         if (singleMmap) _sqRingSize = _cqRingSize = Math.Max(_sqRingSize, _cqRingSize);
@@ -80,12 +87,16 @@ public sealed unsafe partial class IoUringRing : IRing
         _cqMask = *(uint*)(_cqRing + p.CqOff.RingMask);
         _cqes = (IoUringCqe*)(_cqRing + p.CqOff.Cqes);
 
-        // Identity SQ index array: slot i always holds SQE i.
-        uint* array = (uint*)(_sqRing + p.SqOff.Array);
-        for (uint i = 0; i < p.SqEntries; i++) array[i] = i;
+        if (!noSqArray)
+        {
+            // Identity SQ index array: slot i always holds SQE i (NO_SQARRAY does the same without it).
+            uint* array = (uint*)(_sqRing + p.SqOff.Array);
+            for (uint i = 0; i < p.SqEntries; i++) array[i] = i;
+        }
         _sqeTail = *_sqTail;
 
-        Probe();
+        ProbeOpcodes();
+        Features = allowed & FeaturesOfSetupFlags(p.Flags, allowed);
     }
 
     /// <inheritdoc />
@@ -97,44 +108,70 @@ public sealed unsafe partial class IoUringRing : IRing
     /// <inheritdoc />
     public int CompletionQueueSize { get; }
 
+    /// <inheritdoc />
+    public RingFeatures Features { get; private set; }
+
     /// <summary>The IORING_SETUP_* flags the kernel accepted.</summary>
     public uint SetupFlags { get; }
 
     /// <summary>The IORING_FEAT_* flags the kernel reported.</summary>
-    public uint Features { get; }
+    public uint KernelFeatureFlags { get; }
 
     /// <summary>The ring's file descriptor.</summary>
     public int RingFd => _ringFd;
 
     /// <summary>Names of the accepted setup flags, for logs.</summary>
-    public string DescribeSetupFlags()
+    public string DescribeSetupFlags() => DescribeSetupFlags(SetupFlags);
+
+    internal static string DescribeSetupFlags(uint flags)
     {
         var names = new List<string>();
-        if ((SetupFlags & IORING_SETUP_CQSIZE) != 0) names.Add("CQSIZE");
-        if ((SetupFlags & IORING_SETUP_R_DISABLED) != 0) names.Add("R_DISABLED");
-        if ((SetupFlags & IORING_SETUP_SUBMIT_ALL) != 0) names.Add("SUBMIT_ALL");
-        if ((SetupFlags & IORING_SETUP_COOP_TASKRUN) != 0) names.Add("COOP_TASKRUN");
-        if ((SetupFlags & IORING_SETUP_SINGLE_ISSUER) != 0) names.Add("SINGLE_ISSUER");
-        if ((SetupFlags & IORING_SETUP_DEFER_TASKRUN) != 0) names.Add("DEFER_TASKRUN");
+        if ((flags & IORING_SETUP_CQSIZE) != 0) names.Add("CQSIZE");
+        if ((flags & IORING_SETUP_R_DISABLED) != 0) names.Add("R_DISABLED");
+        if ((flags & IORING_SETUP_SUBMIT_ALL) != 0) names.Add("SUBMIT_ALL");
+        if ((flags & IORING_SETUP_COOP_TASKRUN) != 0) names.Add("COOP_TASKRUN");
+        if ((flags & IORING_SETUP_SINGLE_ISSUER) != 0) names.Add("SINGLE_ISSUER");
+        if ((flags & IORING_SETUP_DEFER_TASKRUN) != 0) names.Add("DEFER_TASKRUN");
+        if ((flags & IORING_SETUP_NO_SQARRAY) != 0) names.Add("NO_SQARRAY");
         return string.Join('|', names);
     }
 
+    // Setup-flag features are what the ring got; the rest are per-process probe results.
+    private static RingFeatures FeaturesOfSetupFlags(uint flags, RingFeatures allowed)
+    {
+        RingFeatures result = allowed;
+        foreach (var (flag, feature) in s_optionalSetupFlags)
+            if (feature != RingFeatures.None && (flags & flag) == 0) result &= ~feature;
+        return result;
+    }
+
     /// <summary>
-    /// Creates a ring with <paramref name="entries"/> SQ entries and a 4x CQ. Setup flags the kernel
-    /// refuses (EINVAL) are dropped one at a time, newest first.
+    /// Creates a ring with <paramref name="entries"/> SQ entries and a 4x CQ, with every feature the
+    /// kernel offers (see <see cref="KernelProbe"/>).
     /// </summary>
-    /// <exception cref="RingException">io_uring_setup failed for another reason (ENOSYS, EPERM, ENOMEM...).</exception>
+    /// <exception cref="RingException">io_uring_setup failed (ENOSYS, EPERM, ENOMEM...).</exception>
     public static IoUringRing Create(int entries) => Create(new RingOptions { Engine = RingEngine.IoUring, Entries = entries });
 
     internal static IoUringRing Create(RingOptions options)
     {
-        uint entries = (uint)Math.Max(1, options.Entries);
-        uint optional = 0;
-        foreach (uint f in s_optionalSetupFlags) optional |= f;
-
         int injected = options.InjectSetupErrno?.Invoke() ?? 0;
         if (injected > 0) throw new RingException("io_uring_setup", injected);
 
+        KernelProbe probe = KernelProbe.Current;
+        if (probe.Problem is not null && probe.SetupErrno != 0) throw new RingException("io_uring_setup", probe.SetupErrno);
+        RingFeatures allowed = probe.Features & options.FeatureLimit & KernelProbe.Limit;
+        uint wanted = 0;
+        foreach (var (flag, feature) in s_optionalSetupFlags)
+            if (feature == RingFeatures.None || (allowed & feature) != 0) wanted |= flag;
+        return CreateWithFlags(Math.Max(1, options.Entries), wanted & probe.SetupFlags, allowed);
+    }
+
+    /// <summary>
+    /// io_uring_setup with <paramref name="optional"/> setup flags, dropping those the kernel refuses
+    /// (EINVAL) one at a time, newest first. The probe calls it with every flag to learn the set.
+    /// </summary>
+    internal static IoUringRing CreateWithFlags(int entries, uint optional, RingFeatures allowed)
+    {
         IoUringParams p;
         int fd;
         int dropIndex = 0;
@@ -142,33 +179,38 @@ public sealed unsafe partial class IoUringRing : IRing
         {
             p = default;
             p.Flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP | optional;
-            p.CqEntries = entries * 4;
+            p.CqEntries = (uint)entries * 4;
             fd = (int)Libc.syscall(Libc.SYS_io_uring_setup, entries, (long)&p, 0, 0, 0, 0);
             if (fd >= 0) break;
             int errno = Libc.Errno;
+            while (errno == Errno.EINVAL && dropIndex < s_optionalSetupFlags.Length && (optional & s_optionalSetupFlags[dropIndex].Flag) == 0)
+                dropIndex++;
             if (errno == Errno.EINVAL && dropIndex < s_optionalSetupFlags.Length)
             {
-                optional &= ~s_optionalSetupFlags[dropIndex++];
+                optional &= ~s_optionalSetupFlags[dropIndex++].Flag;
                 continue;
             }
             throw new RingException("io_uring_setup", errno);
         }
 
         // Blocking eventfd: io_uring polls it; a non-blocking one could complete with EAGAIN.
-        int wakeFd = Libc.eventfd(0, Linux.EFD_CLOEXEC);
-        if (wakeFd < 0)
-        {
-            int errno = Libc.Errno;
-            Libc.close(fd);
-            throw new RingException("eventfd", errno);
-        }
+        EventFdHandle wake;
         try
         {
-            return new IoUringRing(fd, p, wakeFd);
+            wake = EventFdHandle.Create(Linux.EFD_CLOEXEC);
         }
         catch
         {
-            Libc.close(wakeFd);
+            Libc.close(fd);
+            throw;
+        }
+        try
+        {
+            return new IoUringRing(fd, p, wake, allowed);
+        }
+        catch
+        {
+            wake.Dispose();
             Libc.close(fd);
             throw;
         }
@@ -181,7 +223,7 @@ public sealed unsafe partial class IoUringRing : IRing
         return (byte*)ptr;
     }
 
-    private void Probe()
+    private void ProbeOpcodes()
     {
         const int opsLen = 256;
         int size = 16 + opsLen * 8;
@@ -201,6 +243,7 @@ public sealed unsafe partial class IoUringRing : IRing
     public bool Supports(IoUringOp opcode) => _supported[(byte)opcode];
 
     /// <inheritdoc />
+    /// <remarks>Also registers the ring fd with the calling thread (IORING_REGISTER_RING_FDS), when the kernel can.</remarks>
     public void Enable()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -210,25 +253,34 @@ public sealed unsafe partial class IoUringRing : IRing
             int r = Register(IORING_REGISTER_ENABLE_RINGS, null, 0);
             if (r < 0) throw new RingException("IORING_REGISTER_ENABLE_RINGS", r);
         }
+        if ((Features & RingFeatures.RegisteredRingFd) != 0)
+        {
+            // The registered index belongs to this thread's io_uring context: only the owner enters.
+            IoUringRsrcUpdate update = new() { Offset = uint.MaxValue, Data = (ulong)_ringFd };
+            if (Register(IORING_REGISTER_RING_FDS, &update, 1) == 1)
+            {
+                _enterFd = (int)update.Offset;
+                _enterFlags = IORING_ENTER_REGISTERED_RING;
+            }
+            else
+            {
+                Features &= ~RingFeatures.RegisteredRingFd; // e.g. the thread's 16 slots are taken
+            }
+        }
         _enabled = true;
         ArmWake();
     }
 
-    private void ArmWake() => PrepareRead(_wakeFd, (byte*)s_wakeSink, sizeof(ulong), 0, WakeUserData);
+    private void ArmWake() => PrepareRead(_wake.Fd, (byte*)s_wakeSink, sizeof(ulong), 0, WakeUserData);
 
     /// <inheritdoc />
-    public void Wake()
-    {
-        ulong one = 1;
-        // EAGAIN cannot happen short of 2^64-2 unread wakes; EBADF only after dispose.
-        Libc.write(_wakeFd, &one, sizeof(ulong));
-    }
+    public void Wake() => _wake.TrySignal();
 
-    private int Register(uint opcode, void* arg, uint nrArgs) =>
+    internal int Register(uint opcode, void* arg, uint nrArgs) =>
         Libc.Result(Libc.syscall(Libc.SYS_io_uring_register, _ringFd, opcode, (long)arg, nrArgs, 0, 0));
 
     private int Enter(uint toSubmit, uint minComplete, uint flags, void* arg, nuint argSize) =>
-        Libc.Result(Libc.syscall(Libc.SYS_io_uring_enter, _ringFd, toSubmit, minComplete, flags, (long)arg, (long)argSize));
+        Libc.Result(Libc.syscall(Libc.SYS_io_uring_enter, _enterFd, toSubmit, minComplete, flags | _enterFlags, (long)arg, (long)argSize));
 
     private uint Unsubmitted => _sqeTail - Volatile.Read(ref *_sqHead);
 
@@ -247,7 +299,7 @@ public sealed unsafe partial class IoUringRing : IRing
         uint flags = IORING_ENTER_GETEVENTS; // always: DEFER_TASKRUN completions run only on GETEVENTS
         void* argPtr = null;
         nuint argSize = 0;
-        if (wait > 0 && timeoutMs > 0 && (Features & IORING_FEAT_EXT_ARG) != 0)
+        if (wait > 0 && timeoutMs > 0 && (KernelFeatureFlags & IORING_FEAT_EXT_ARG) != 0)
         {
             ts.TvSec = timeoutMs / 1000;
             ts.TvNsec = (timeoutMs % 1000) * 1_000_000L;
@@ -362,6 +414,8 @@ public sealed unsafe partial class IoUringRing : IRing
     /// <summary>Next free SQE, zeroed. When the SQ is full, submits what it holds first.</summary>
     private IoUringSqe* NextSqe()
     {
+        // After Dispose the SQEs are unmapped: a late prepare must fail, not write into them.
+        ObjectDisposedException.ThrowIf(_disposed, this);
         while (_sqeTail - Volatile.Read(ref *_sqHead) >= (uint)SubmissionQueueSize)
         {
             int r = SubmitAndWait(0, 0);
@@ -376,13 +430,16 @@ public sealed unsafe partial class IoUringRing : IRing
     }
 
     /// <inheritdoc />
-    public int RegisterBufferRing(ProvidedBufferRing buffers)
+    public int RegisterBufferRing(ProvidedBufferRing buffers) => RegisterBufferRing(buffers, 0);
+
+    internal int RegisterBufferRing(ProvidedBufferRing buffers, ushort flags)
     {
         ArgumentNullException.ThrowIfNull(buffers);
         IoUringBufReg reg = default;
         reg.RingAddr = (ulong)buffers.RingAddress;
         reg.RingEntries = (uint)buffers.BufferCount;
         reg.Bgid = buffers.GroupId;
+        reg.Flags = flags;
         return Register(IORING_REGISTER_PBUF_RING, &reg, 1);
     }
 
@@ -405,15 +462,26 @@ public sealed unsafe partial class IoUringRing : IRing
     /// <inheritdoc />
     public int UnregisterBuffers() => Register(IORING_UNREGISTER_BUFFERS, null, 0);
 
-    /// <summary>Unmaps the rings and closes the ring and wake descriptors. Idempotent.</summary>
+    /// <summary>
+    /// Unmaps the rings and closes the ring fd (the kernel cancels what is still in flight, in the
+    /// background). The wake eventfd closes once no thread is inside <see cref="Wake"/>. Idempotent;
+    /// on the owning thread.
+    /// </summary>
     public void Dispose()
     {
         if (_disposed) return;
         _disposed = true;
+        if ((_enterFlags & IORING_ENTER_REGISTERED_RING) != 0)
+        {
+            // The thread's registration holds a reference to the ring: without this, closing the
+            // fd would not tear the ring down (nor cancel its requests) until the thread exits.
+            IoUringRsrcUpdate update = new() { Offset = (uint)_enterFd };
+            Register(IORING_UNREGISTER_RING_FDS, &update, 1);
+        }
         Libc.munmap(_sqes, _sqesSize);
         if (_cqRing != _sqRing) Libc.munmap(_cqRing, _cqRingSize);
         Libc.munmap(_sqRing, _sqRingSize);
-        Libc.close(_ringFd); // the kernel cancels what is still in flight
-        Libc.close(_wakeFd);
+        Libc.close(_ringFd);
+        _wake.Dispose();
     }
 }

@@ -23,6 +23,26 @@ public static unsafe class NativeSocket
     /// </summary>
     public static int Listen(EndPoint endPoint, int backlog, bool reusePort)
     {
+        int fd = CreateBound(endPoint, reusePort);
+        try
+        {
+            Listen(fd, backlog);
+            return fd;
+        }
+        catch
+        {
+            Libc.close(fd);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// A stream socket bound to <paramref name="endPoint"/>, not yet listening (TCP: SO_REUSEADDR,
+    /// dual-stack for [::], SO_REUSEPORT when asked).
+    /// </summary>
+    /// <exception cref="RingException">socket, setsockopt or bind failed (EADDRINUSE when the address is taken).</exception>
+    public static int CreateBound(EndPoint endPoint, bool reusePort)
+    {
         int fd = CreateStream(SockAddr.FamilyOf(endPoint));
         try
         {
@@ -34,7 +54,6 @@ public static unsafe class NativeSocket
                     SetOption(fd, Linux.IPPROTO_IPV6, Linux.IPV6_V6ONLY, 0); // dual-stack, as Kestrel does for [::]
             }
             Bind(fd, endPoint);
-            if (Libc.listen(fd, backlog) < 0) throw new RingException("listen", Libc.Errno);
             return fd;
         }
         catch
@@ -42,6 +61,57 @@ public static unsafe class NativeSocket
             Libc.close(fd);
             throw;
         }
+    }
+
+    /// <summary>listen(2).</summary>
+    /// <exception cref="RingException">listen failed.</exception>
+    public static void Listen(int fd, int backlog)
+    {
+        if (Libc.listen(fd, backlog) < 0) throw new RingException("listen", Libc.Errno);
+    }
+
+    /// <summary>
+    /// Attaches a classic BPF program to <paramref name="fd"/>'s SO_REUSEPORT group that picks
+    /// among its first <paramref name="groupSize"/> sockets (in the order they started listening):
+    /// by the packet's flow hash (a random pick when there is none), or with
+    /// <paramref name="byCpu"/> by the CPU that received the packet. A socket that joins the group
+    /// later sits at a higher index and is never picked. Returns 0 or a negative errno.
+    /// </summary>
+    public static int AttachReusePortSteering(int fd, int groupSize, bool byCpu)
+    {
+        const int SO_ATTACH_REUSEPORT_CBPF = 51;
+        const uint SKF_AD_OFF = 0xFFFFF000, SKF_AD_RXHASH = 32, SKF_AD_CPU = 36, SKF_AD_RANDOM = 56;
+        const ushort LD_W_ABS = 0x20, JEQ_K = 0x15, MOD_K = 0x94, RET_A = 0x16;
+        SockFilter* program = stackalloc SockFilter[5];
+        int length = 0;
+        if (byCpu)
+        {
+            program[length++] = new SockFilter(LD_W_ABS, 0, 0, SKF_AD_OFF + SKF_AD_CPU);
+        }
+        else
+        {
+            program[length++] = new SockFilter(LD_W_ABS, 0, 0, SKF_AD_OFF + SKF_AD_RXHASH);
+            program[length++] = new SockFilter(JEQ_K, 0, 1, 0);
+            program[length++] = new SockFilter(LD_W_ABS, 0, 0, SKF_AD_OFF + SKF_AD_RANDOM);
+        }
+        program[length++] = new SockFilter(MOD_K, 0, 0, (uint)groupSize);
+        program[length++] = new SockFilter(RET_A, 0, 0, 0);
+        SockFprog fprog = new() { Length = (ushort)length, Filter = program };
+        return Libc.setsockopt(fd, Linux.SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &fprog, sizeof(SockFprog)) < 0 ? -Libc.Errno : 0;
+    }
+
+    private readonly struct SockFilter(ushort code, byte jt, byte jf, uint k)
+    {
+        public readonly ushort Code = code;
+        public readonly byte Jt = jt;
+        public readonly byte Jf = jf;
+        public readonly uint K = k;
+    }
+
+    private struct SockFprog
+    {
+        public ushort Length;
+        public SockFilter* Filter;
     }
 
     /// <summary>Binds <paramref name="fd"/> to <paramref name="endPoint"/>.</summary>

@@ -56,9 +56,10 @@ internal sealed unsafe class ConnectOperation : ICompletionHandler
         operation._registration = cancellationToken.UnsafeRegister(static state =>
         {
             var op = (ConnectOperation)state!;
-            op._loop.Schedule(static s => ((ConnectOperation)s!).CancelOnLoop(), op);
+            op._loop.Post(static s => ((ConnectOperation)s!).CancelOnLoop(), op, static _ => { }); // a stopped loop has failed it
         }, operation);
-        operation._loop.Schedule(static s => ((ConnectOperation)s!).StartOnLoop(), operation);
+        operation._loop.Post(static s => ((ConnectOperation)s!).StartOnLoop(), operation,
+            static s => ((ConnectOperation)s!).Finish(Stopped("The transport stopped before the connect started.")));
         return operation._result.Task;
     }
 
@@ -83,12 +84,23 @@ internal sealed unsafe class ConnectOperation : ICompletionHandler
         if (_endPoint is IPEndPoint && _options.NoDelay)
             NativeSocket.TrySetOption(_fd, Linux.IPPROTO_TCP, Linux.TCP_NODELAY, 1);
 
+        try
+        {
+            (_slot, _generation) = _loop.AddHandler(this);
+        }
+        catch (Exception e)
+        {
+            Finish(e); // closes the fd
+            return;
+        }
+        // Owned by this operation until the connect's final completion (the kernel reads it until then).
         _address = (byte*)NativeMemory.Alloc(SockAddr.MaxSize);
         int length = SockAddr.Write(_endPoint, new Span<byte>(_address, SockAddr.MaxSize));
-        (_slot, _generation) = _loop.AddHandler(this);
         _loop.Ring.PrepareConnect(_fd, _address, length, Token(OpKind.Connect));
         _inFlight = true;
     }
+
+    private static ObjectDisposedException Stopped(string reason) => new(nameof(UringConnectionFactory), reason);
 
     private void CancelOnLoop()
     {
@@ -121,8 +133,17 @@ internal sealed unsafe class ConnectOperation : ICompletionHandler
     private void Connected()
     {
         PipeScheduler scheduler = _options.UnsafePreferInlineScheduling ? PipeScheduler.Inline : PipeScheduler.ThreadPool;
-        var connection = new UringConnection(_loop, _fd, NativeSocket.GetLocalEndPoint(_fd), NativeSocket.GetRemoteEndPoint(_fd) ?? _endPoint,
-            _pool, scheduler, _options.MaxReadBufferSize, _options.MaxWriteBufferSize);
+        UringConnection connection;
+        try
+        {
+            connection = new UringConnection(_loop, _fd, NativeSocket.GetLocalEndPoint(_fd), NativeSocket.GetRemoteEndPoint(_fd) ?? _endPoint,
+                _pool, scheduler, _options.MaxReadBufferSize, _options.MaxWriteBufferSize);
+        }
+        catch (Exception e)
+        {
+            Finish(e); // closes the fd: nothing else owns it
+            return;
+        }
         _fd = -1; // the connection owns it now
         connection.Start(accepted: false);
         UringLog.ClientConnected(_loop.Logger, connection.ConnectionId, _loop.Index, connection.RemoteEndPoint);
@@ -140,13 +161,16 @@ internal sealed unsafe class ConnectOperation : ICompletionHandler
 
     public void OnLoopStopping() => CancelOnLoop();
 
-    public void OnLoopStopped()
+    public bool InKernel => _inFlight;
+
+    public void OnLoopStopped(string reason)
     {
-        // No completion will come; the sockaddr stays allocated in case the ring's teardown reads it.
+        // No completion will come. A sockaddr the kernel may still read stays allocated.
+        if (!_inFlight && _address is not null) NativeMemory.Free(_address);
         _address = null;
         _slot = -1;
         _inFlight = false;
-        Finish(new ObjectDisposedException(nameof(UringConnectionFactory), "The transport stopped before the connect completed."));
+        Finish(Stopped(reason));
     }
 
     private void Fail(int errno)

@@ -3,9 +3,12 @@ using Uring.Native;
 namespace Uring.Transport.Internal;
 
 /// <summary>
-/// One listening socket on one loop, with a multishot accept armed. Accept errors such as EMFILE
-/// are logged and the accept is re-armed after a back-off; the loop goes on.
+/// One listening socket on one loop, with an accept armed: multishot where the kernel has it
+/// (5.19), else one accept at a time. Accept errors such as EMFILE are logged and the accept is
+/// re-armed after a back-off; the loop goes on. While the listener's accept queue is full, no
+/// accept is armed (the kernel's backlog holds new connections).
 /// </summary>
+/// <remarks>The listening fd is owned here and closed exactly once, by <see cref="Finish"/>.</remarks>
 internal sealed class Acceptor : ICompletionHandler
 {
     private const int AcceptFlags = Linux.SOCK_NONBLOCK | Linux.SOCK_CLOEXEC;
@@ -16,8 +19,11 @@ internal sealed class Acceptor : ICompletionHandler
     private int _slot = -1;
     private uint _generation;
     private bool _armed;
+    private bool _cancelling;     // a cancel of the armed accept was asked for (full queue)
     private bool _stopping;
+    private bool _backingOff;
     private int _backoffMs;
+    private int _finished;
 
     static Acceptor()
     {
@@ -38,22 +44,42 @@ internal sealed class Acceptor : ICompletionHandler
 
     public Task Stopped => _stopped.Task;
 
+    public bool InKernel => _armed;
+
     /// <summary>Registers with the loop and arms the accept; on the loop thread.</summary>
     public void StartOnLoop()
     {
         if (_stopping) return;
-        (_slot, _generation) = _loop.AddHandler(this);
+        try
+        {
+            (_slot, _generation) = _loop.AddHandler(this);
+        }
+        catch (Exception e)
+        {
+            UringLog.AcceptFailed(_loop.Logger, _listener.EndPoint, e.Message, 0);
+            Finish();
+            return;
+        }
         Arm();
     }
 
     private ulong Token(OpKind kind) => UserData.Encode(kind, _slot, _generation);
 
+    private bool Multishot => (_loop.Features & RingFeatures.MultishotAccept) != 0;
+
     private void Arm()
     {
-        if (_armed || _stopping) return;
-        _loop.Ring.PrepareAcceptMultishot(_fd, AcceptFlags, Token(OpKind.Accept));
+        if (_armed || _stopping || _backingOff || _slot < 0 || !_listener.HasRoom) return;
+        if (Multishot)
+            _loop.Ring.PrepareAcceptMultishot(_fd, AcceptFlags, Token(OpKind.Accept));
+        else
+            unsafe { _loop.Ring.PrepareAccept(_fd, null, null, AcceptFlags, Token(OpKind.Accept)); }
         _armed = true;
+        _cancelling = false;
     }
+
+    /// <summary>The accept queue has room again; on the loop thread.</summary>
+    public void Resume() => Arm();
 
     public void OnCompletion(OpKind kind, in Completion completion)
     {
@@ -64,14 +90,20 @@ internal sealed class Acceptor : ICompletionHandler
         {
             _backoffMs = 0;
             _listener.OnAccepted(completion.Result, _loop);
-            if (!completion.HasMore) Arm();
+            if (_armed && !_cancelling && !_listener.HasRoom)
+            {
+                // The queue is full: stop taking connections until Kestrel accepts some.
+                _cancelling = true;
+                _loop.Ring.PrepareCancel(Token(OpKind.Accept), Token(OpKind.Cancel));
+            }
+            if (!_armed) Arm();
             return;
         }
 
         if (_stopping || completion.Result == -Errno.ECANCELED)
         {
             if (_stopping) Finish();
-            else Arm();
+            else Arm(); // cancelled for a full queue: re-armed once there is room
             return;
         }
 
@@ -101,11 +133,17 @@ internal sealed class Acceptor : ICompletionHandler
     private void ArmAfterBackoff(string reason)
     {
         _backoffMs = Math.Clamp(_backoffMs * 2, 10, 1000);
+        _backingOff = true;
         UringLog.AcceptFailed(_loop.Logger, _listener.EndPoint, reason, _backoffMs);
         _ = Task.Delay(_backoffMs).ContinueWith(static (_, state) =>
         {
             var acceptor = (Acceptor)state!;
-            acceptor._loop.Schedule(static s => ((Acceptor)s!).Arm(), acceptor);
+            acceptor._loop.Post(static s =>
+            {
+                var a = (Acceptor)s!;
+                a._backingOff = false;
+                a.Arm();
+            }, acceptor, static _ => { }); // a stopped loop has closed the listener already
         }, this, TaskScheduler.Default);
     }
 
@@ -120,15 +158,18 @@ internal sealed class Acceptor : ICompletionHandler
 
     public void OnLoopStopping() => StopOnLoop();
 
-    /// <summary>The loop stopped (its ring is gone): close the listening socket and report stopped.</summary>
-    public void OnLoopStopped()
+    /// <summary>The loop is exiting (or stopped before this started): close the listening socket and report stopped.</summary>
+    public void OnLoopStopped(string reason)
     {
+        _stopping = true;
+        _armed = false;
         _slot = -1;
         Finish();
     }
 
     private void Finish()
     {
+        if (Interlocked.Exchange(ref _finished, 1) != 0) return;
         if (_slot >= 0)
         {
             _loop.RemoveHandler(_slot);

@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
-using System.Runtime.CompilerServices;
 using System.IO.Pipelines;
+using System.Runtime.CompilerServices;
 using Microsoft.Extensions.Logging;
 using Uring.Native;
 
@@ -8,18 +8,43 @@ namespace Uring.Transport.Internal;
 
 /// <summary>
 /// One I/O loop: a dedicated thread that owns one ring, one provided-buffer ring and one table of
-/// handlers (connections, acceptors). Only this thread prepares SQEs. Other threads hand it work
-/// through <see cref="Schedule"/> (an MPSC queue); the ring's eventfd is written only when the
-/// loop is asleep or about to sleep. Each iteration makes one submit-and-wait call.
+/// handlers (connections, acceptors, connects). Only this thread prepares SQEs. Other threads hand
+/// it work through <see cref="Schedule"/> and <see cref="Post"/> (an MPSC queue); the ring's
+/// eventfd is written only when the loop is asleep or about to sleep. Each iteration makes one
+/// submit-and-wait call.
 /// </summary>
+/// <remarks>
+/// Lifetime: Created, Running, Stopping (stop requested: handlers are aborted and given
+/// <see cref="StopGraceMilliseconds"/> to close, then the kernel is asked to cancel everything and
+/// given <see cref="CancelGraceMilliseconds"/> more), then Stopped. On the way out the loop submits
+/// what its handlers prepared last, closes synchronously whatever is still open, and frees the
+/// receive buffers only when no operation is left in the kernel (otherwise they are kept, and
+/// logged). Work that arrives once the loop is Stopped runs its failure path: an fd handed over is
+/// closed, a waiting task is faulted, a pipe continuation runs on the thread pool.
+/// </remarks>
 internal sealed class IoLoop : PipeScheduler
 {
     public const ushort BufferGroup = 0;
     private const int CompletionBatch = 256;
+    private const int StopGraceMilliseconds = 5000;
+    private const int CancelGraceMilliseconds = 2000;
+    private const int FaultAfterFailures = 3; // io_uring_enter failing this many iterations in a row is a loop fault
 
-    private readonly ConcurrentQueue<(Action<object?> Callback, object? State)> _work = new();
+    // user_data of the loop's own cancel-everything at the end of the stop grace; slot 0xFFFFFF is never handed out.
+    private static readonly ulong s_cancelAllUserData = UserData.Encode(OpKind.Cancel, UserData.MaxSlots - 1, 0);
+
+    private enum LoopState
+    {
+        Created,
+        Running,
+        Stopping,
+        Stopped,
+    }
+
+    private readonly ConcurrentQueue<LoopWork> _work = new();
     private readonly RingEngine _engine;
     private readonly RingOptions _ringOptions;
+    private readonly Func<IRing, IRing>? _decorateRing;
     private readonly int _bufferCount;
     private readonly int _bufferSize;
     private readonly ILogger _logger;
@@ -27,23 +52,29 @@ internal sealed class IoLoop : PipeScheduler
     private readonly TaskCompletionSource _started = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly List<UringConnection> _dirtyInputs = new();
+    private readonly Queue<UringConnection> _starved = new(); // waiting for provided buffers (ENOBUFS)
 
     private ICompletionHandler?[] _handlers = new ICompletionHandler?[64];
     private uint[] _generations = new uint[64];
     private readonly Stack<int> _freeSlots = new();
     private int _nextSlot;
+    private int _liveHandlers;
     private int _connectionCount;
     private int _buffersInUse;
     private int _sleeping;
+    private int _state = (int)LoopState.Created; // LoopState; changed with a full fence (see Enqueue)
     private volatile bool _stopRequested;
+    private string? _faultReason;
     private IRing? _ring;
     private ProvidedBufferRing? _buffers;
 
-    public IoLoop(int index, RingEngine engine, RingOptions ringOptions, int bufferCount, int bufferSize, ILogger logger)
+    public IoLoop(int index, RingEngine engine, RingOptions ringOptions, int bufferCount, int bufferSize, ILogger logger,
+        Func<IRing, IRing>? decorateRing = null)
     {
         Index = index;
         _engine = engine;
         _ringOptions = ringOptions;
+        _decorateRing = decorateRing;
         _bufferCount = bufferCount;
         _bufferSize = bufferSize;
         _logger = logger;
@@ -59,10 +90,16 @@ internal sealed class IoLoop : PipeScheduler
     /// <summary>The ring; use only on the loop thread.</summary>
     public IRing Ring => _ring!;
 
+    /// <summary>The ring's optional features (set once the loop runs).</summary>
+    public RingFeatures Features { get; private set; }
+
     /// <summary>The provided receive buffers; use only on the loop thread.</summary>
     public ProvidedBufferRing Buffers => _buffers!;
 
     public bool IsLoopThread => Thread.CurrentThread == _thread;
+
+    /// <summary>False once the loop has stopped or faulted: new connections go to other loops.</summary>
+    public bool IsRunning => State == LoopState.Running && !_stopRequested;
 
     /// <summary>Approximate number of open connections, for picking a loop.</summary>
     public int ConnectionCount => Volatile.Read(ref _connectionCount);
@@ -73,6 +110,15 @@ internal sealed class IoLoop : PipeScheduler
     /// <summary>Provided buffers the kernel filled that are not yet back in the ring (for diagnostics).</summary>
     public int BuffersInUse => Volatile.Read(ref _buffersInUse);
 
+    /// <summary>Spare native send memory (iovecs, msghdr) lent to connections per send; loop thread only.</summary>
+    public SendSlotPool SendSlots { get; } = new();
+
+    /// <summary>Counters of the ring's work (read by the meter; written by the loop thread).</summary>
+    public LoopCounters Counters { get; } = new();
+
+    /// <summary>Completes when the loop has stopped and every queued item has run its course.</summary>
+    public Task Stopped => _stopped.Task;
+
     /// <summary>Gives a provided buffer back to the ring; on the loop thread.</summary>
     public void RecycleBuffer(ushort bufferId)
     {
@@ -80,7 +126,16 @@ internal sealed class IoLoop : PipeScheduler
         Volatile.Write(ref _buffersInUse, _buffersInUse - 1);
     }
 
-    public Task Stopped => _stopped.Task;
+    /// <summary>
+    /// Parks <paramref name="connection"/> until receive buffers come back (its recv ended with
+    /// ENOBUFS): it is resumed, in arrival order, as buffers are recycled, instead of re-arming
+    /// into an empty ring on every iteration.
+    /// </summary>
+    public void WaitForBuffers(UringConnection connection)
+    {
+        Counters.NoBuffers++;
+        _starved.Enqueue(connection);
+    }
 
     /// <summary>Starts the thread; completes once the ring is set up on it (or faults with the set-up error).</summary>
     public Task StartAsync()
@@ -93,30 +148,59 @@ internal sealed class IoLoop : PipeScheduler
     public void RequestStop()
     {
         _stopRequested = true;
+        if (State == LoopState.Created)
+        {
+            // Never started (another loop of the group failed first): nothing will ever run here.
+            SetState(LoopState.Stopped);
+            DrainAfterStop();
+            _stopped.TrySetResult();
+            return;
+        }
         WakeIfSleeping();
     }
 
-    /// <summary>Runs <paramref name="action"/> on the loop thread (queued, never inline).</summary>
-    public override void Schedule(Action<object?> action, object? state)
+    /// <summary>
+    /// PipeScheduler: runs <paramref name="action"/> on the loop thread (queued, never inline). Once
+    /// the loop has stopped, on the thread pool instead: these are pipe continuations, and the code
+    /// they resume sees its connection's end and finishes without the ring.
+    /// </summary>
+    public override void Schedule(Action<object?> action, object? state) => Enqueue(new LoopWork(action, state, null));
+
+    /// <summary>
+    /// Runs <paramref name="run"/> on the loop thread, or <paramref name="stopped"/> (on whichever
+    /// thread) if the loop stops before it could: the work's failure path, which must release what
+    /// the work was given (close an fd, fault a task).
+    /// </summary>
+    public void Post(Action<object?> run, object? state, Action<object?> stopped) => Enqueue(new LoopWork(run, state, stopped));
+
+    private void Enqueue(in LoopWork work)
     {
-        _work.Enqueue((action, state));
-        WakeIfSleeping();
+        _work.Enqueue(work); // a full fence: pairs with the state change and the sleep flag below
+        if (State == LoopState.Stopped)
+            DrainAfterStop(); // the loop may have drained before this item landed: nobody else will
+        else
+            WakeIfSleeping();
     }
 
     private void WakeIfSleeping()
     {
         if (Volatile.Read(ref _sleeping) == 1 && Interlocked.Exchange(ref _sleeping, 0) == 1)
-            _ring?.Wake();
+        {
+            Interlocked.Increment(ref Counters.Wakeups);
+            _ring?.Wake(); // after the loop exits, Wake does nothing (the eventfd keeps its own lifetime)
+        }
     }
 
     /// <summary>Takes a slot for <paramref name="handler"/>; returns the slot and its generation.</summary>
+    /// <exception cref="InvalidOperationException">The loop has 2^24 - 1 handlers already.</exception>
     public (int Slot, uint Generation) AddHandler(ICompletionHandler handler)
     {
         int slot;
         if (!_freeSlots.TryPop(out slot))
         {
-            slot = _nextSlot++;
-            if (slot >= UserData.MaxSlots) throw new InvalidOperationException("Too many handlers on one I/O loop.");
+            slot = _nextSlot;
+            if (slot >= UserData.MaxSlots - 1) throw new InvalidOperationException("Too many handlers on one I/O loop.");
+            _nextSlot++;
             if (slot == _handlers.Length)
             {
                 Array.Resize(ref _handlers, _handlers.Length * 2);
@@ -125,6 +209,7 @@ internal sealed class IoLoop : PipeScheduler
         }
         _handlers[slot] = handler;
         uint generation = ++_generations[slot];
+        _liveHandlers++;
         if (handler is UringConnection) Interlocked.Increment(ref _connectionCount);
         return (slot, generation);
     }
@@ -132,10 +217,12 @@ internal sealed class IoLoop : PipeScheduler
     /// <summary>Frees a slot; completions still addressed to it are ignored from now on.</summary>
     public void RemoveHandler(int slot)
     {
+        if (_handlers[slot] is null) return;
         if (_handlers[slot] is UringConnection) Interlocked.Decrement(ref _connectionCount);
         _handlers[slot] = null;
         _generations[slot]++;
         _freeSlots.Push(slot);
+        _liveHandlers--;
     }
 
     /// <summary>Milliseconds (<see cref="Environment.TickCount64"/>) when this batch of completions arrived; loop thread only.</summary>
@@ -152,8 +239,10 @@ internal sealed class IoLoop : PipeScheduler
             // pool) then accumulates until the producer yields, instead of each hand-off costing two
             // context switches. Measured on one core: about -22% CPU per request, lower p50 and p99.
             int batch = NativeThread.SetBatchScheduling();
-            _ring = RingFactory.Create(_engine, _ringOptions);
+            IRing ring = RingFactory.Create(_engine, _ringOptions);
+            _ring = _decorateRing is null ? ring : _decorateRing(ring);
             _ring.Enable();
+            Features = _ring.Features;
             _buffers = new ProvidedBufferRing(BufferGroup, _bufferCount, _bufferSize);
             int r = _ring.RegisterBufferRing(_buffers);
             if (r < 0) throw new RingException("IORING_REGISTER_PBUF_RING", r);
@@ -165,22 +254,30 @@ internal sealed class IoLoop : PipeScheduler
         {
             _buffers?.Dispose();
             _ring?.Dispose();
+            SetState(LoopState.Stopped);
             _started.TrySetException(e);
+            DrainAfterStop();
             _stopped.TrySetResult();
             return;
         }
+        SetState(LoopState.Running);
         _started.TrySetResult();
 
+        bool inKernel = true;
         try
         {
             Loop();
+            inKernel = FinalSubmit();
+        }
+        catch (Exception e)
+        {
+            // Not expected (handlers' faults are caught per completion): end the loop as for a ring fault.
+            _faultReason ??= $"the I/O loop failed: {e.Message}";
+            UringLog.LoopFaulted(_logger, Index, _faultReason, _liveHandlers, e);
         }
         finally
         {
-            _ring.Dispose(); // the kernel cancels whatever is still in flight
-            ReleaseRemainingHandlers();
-            _buffers.Dispose();
-            _stopped.TrySetResult();
+            Teardown(inKernel);
         }
     }
 
@@ -189,24 +286,30 @@ internal sealed class IoLoop : PipeScheduler
     private void Loop()
     {
         var completions = new Completion[CompletionBatch];
-        long stopDeadline = 0;
+        long graceDeadline = 0, cancelDeadline = 0;
+        int failures = 0;
         while (true)
         {
             RunWorkItems();
 
             if (_stopRequested)
             {
-                if (stopDeadline == 0)
+                if (graceDeadline == 0)
                 {
-                    stopDeadline = Environment.TickCount64 + 5000;
+                    SetState(LoopState.Stopping);
+                    graceDeadline = Environment.TickCount64 + StopGraceMilliseconds;
                     AbortAll();
                 }
-                if (LiveHandlers() == 0) return;
-                if (Environment.TickCount64 > stopDeadline)
+                if (_liveHandlers == 0) return;
+                long now = Environment.TickCount64;
+                if (cancelDeadline == 0 && now > graceDeadline)
                 {
-                    UringLog.LoopStopTimedOut(_logger, Index, LiveHandlers(), 5);
-                    return;
+                    // Whatever did not close in the grace: the kernel cancels all of it; the finals still come.
+                    UringLog.LoopStopTimedOut(_logger, Index, _liveHandlers, StopGraceMilliseconds / 1000);
+                    if ((Features & RingFeatures.CancelAny) != 0) _ring!.PrepareCancelAll(s_cancelAllUserData);
+                    cancelDeadline = now + CancelGraceMilliseconds;
                 }
+                if (cancelDeadline != 0 && now > cancelDeadline) return;
             }
 
             int wait = 1;
@@ -217,28 +320,53 @@ internal sealed class IoLoop : PipeScheduler
             int submitted = _ring!.SubmitAndWait(wait, wait == 0 ? 0 : timeout);
             Volatile.Write(ref _sleeping, 0);
             Now = Environment.TickCount64;
+            Counters.Enters++;
             if (submitted < 0)
-                UringLog.SubmitFailed(_logger, Index, Errno.Describe(submitted));
+            {
+                if (++failures == 1) UringLog.SubmitFailed(_logger, Index, Errno.Describe(submitted));
+                // EBADR: the kernel dropped completions, so some operation will never finish.
+                if (submitted == -Errno.EBADR || failures >= FaultAfterFailures)
+                {
+                    Fault($"io_uring_enter failed {failures} time(s) in a row, last with {Errno.Describe(submitted)}");
+                    return;
+                }
+            }
+            else
+            {
+                failures = 0;
+                Counters.Submitted += submitted;
+            }
 
             int n;
             while ((n = _ring.DrainCompletions(completions)) > 0)
             {
+                Counters.Completions += n;
+                Counters.Batches++;
                 for (int i = 0; i < n; i++)
                     Dispatch(in completions[i]);
                 if (n < completions.Length) break;
             }
+            ResumeStarved();
             FlushDirtyInputs();
         }
+    }
+
+    private void Fault(string reason)
+    {
+        _faultReason = reason;
+        _stopRequested = true;
+        SetState(LoopState.Stopping);
+        UringLog.LoopFaulted(_logger, Index, reason, _liveHandlers, null);
     }
 
     private void RunWorkItems()
     {
         // Only what is queued now: work that schedules more work runs next iteration, after a submit.
-        for (int count = _work.Count; count > 0 && _work.TryDequeue(out var item); count--)
+        for (int count = _work.Count; count > 0 && _work.TryDequeue(out LoopWork item); count--)
         {
             try
             {
-                item.Callback(item.State);
+                item.Run(item.State);
             }
             catch (Exception e)
             {
@@ -256,7 +384,7 @@ internal sealed class IoLoop : PipeScheduler
         ICompletionHandler? handler = slot < _nextSlot ? _handlers[slot] : null;
         if (handler is null || _generations[slot] != UserData.Generation(userData))
         {
-            // A late completion for a previous owner: only its provided buffer still matters.
+            // A late completion for a previous owner (or the loop's own cancel): only its provided buffer still matters.
             if (completion.HasBuffer) RecycleBuffer(completion.BufferId);
             return;
         }
@@ -269,6 +397,16 @@ internal sealed class IoLoop : PipeScheduler
             UringLog.HandlerFailed(_logger, Index, e);
             try { handler.OnHandlerFault(e); }
             catch (Exception inner) { UringLog.HandlerFailed(_logger, Index, inner); }
+        }
+    }
+
+    // Connections parked on ENOBUFS get another recv as buffers come back: at most one per free buffer.
+    private void ResumeStarved()
+    {
+        int free = _bufferCount - _buffersInUse;
+        while (free > 0 && _starved.TryDequeue(out UringConnection? connection))
+        {
+            if (connection.ResumeReceiving()) free--;
         }
     }
 
@@ -292,11 +430,39 @@ internal sealed class IoLoop : PipeScheduler
     }
 
     /// <summary>
-    /// After the ring is gone: whatever did not close in the grace period is closed here, so that
-    /// nobody waiting on a connection or an acceptor waits forever.
+    /// Submits what the handlers prepared in their last steps (closes above all: an fd whose close
+    /// is only prepared is not closed) and handles what comes back at once. Returns true when some
+    /// handler still has an operation in the kernel.
     /// </summary>
-    private void ReleaseRemainingHandlers()
+    private bool FinalSubmit()
     {
+        if (_faultReason is not null) return true; // the ring cannot be trusted: assume the worst
+        var completions = new Completion[CompletionBatch];
+        for (int round = 0; round < 2; round++)
+        {
+            _ring!.SubmitAndWait(0, 0);
+            int n;
+            while ((n = _ring.DrainCompletions(completions)) > 0)
+                for (int i = 0; i < n; i++)
+                    Dispatch(in completions[i]);
+            RunWorkItems();
+        }
+        for (int i = 0; i < _nextSlot; i++)
+            if (_handlers[i] is { InKernel: true }) return true;
+        return false;
+    }
+
+    /// <summary>
+    /// The loop is done: close whatever is left (synchronously), release the receive buffers if the
+    /// kernel holds nothing any more, close the ring, then answer work that still arrives with its
+    /// failure path.
+    /// </summary>
+    private void Teardown(bool inKernel)
+    {
+        string reason = _faultReason is null
+            ? "The transport stopped before the connection closed."
+            : $"The connection's I/O loop failed: {_faultReason}.";
+        if (_liveHandlers > 0) UringLog.LoopReleasedHandlers(_logger, Index, _liveHandlers);
         for (int i = 0; i < _nextSlot; i++)
         {
             ICompletionHandler? handler = _handlers[i];
@@ -304,21 +470,56 @@ internal sealed class IoLoop : PipeScheduler
             _handlers[i] = null;
             try
             {
-                handler.OnLoopStopped();
+                handler.OnLoopStopped(reason);
             }
             catch (Exception e)
             {
                 UringLog.HandlerFailed(_logger, Index, e);
             }
         }
+        _liveHandlers = 0;
+        Interlocked.Exchange(ref _connectionCount, 0);
+
+        if (inKernel)
+        {
+            // A receive may still be writing into a provided buffer: the memory is kept, never freed or reused.
+            UringLog.LoopKeptBuffers(_logger, Index, (long)_bufferCount * _bufferSize);
+        }
+        else
+        {
+            _ring!.UnregisterBufferRing(_buffers!);
+            _buffers!.Dispose();
+            SendSlots.Free();
+        }
+        _ring!.Dispose(); // the kernel cancels whatever is still in flight
+
+        SetState(LoopState.Stopped);
+        DrainAfterStop();
+        _stopped.TrySetResult();
     }
 
-    private int LiveHandlers()
+    private LoopState State => (LoopState)Volatile.Read(ref _state);
+
+    // A full fence: a thread that enqueued before this sees Stopped, or this thread's drain sees its item.
+    private void SetState(LoopState state) => Interlocked.Exchange(ref _state, (int)state);
+
+    // Runs the failure path of every queued item. Safe on any thread, concurrently with Enqueue.
+    private void DrainAfterStop()
     {
-        int live = 0;
-        for (int i = 0; i < _nextSlot; i++)
-            if (_handlers[i] is not null) live++;
-        return live;
+        while (_work.TryDequeue(out LoopWork item))
+        {
+            try
+            {
+                if (item.Stopped is { } stopped)
+                    stopped(item.State);
+                else
+                    System.Threading.ThreadPool.UnsafeQueueUserWorkItem(item.Run, item.State, preferLocal: false);
+            }
+            catch (Exception e)
+            {
+                UringLog.WorkItemFailed(_logger, Index, e);
+            }
+        }
     }
 
     private void AbortAll()
@@ -337,4 +538,32 @@ internal sealed class IoLoop : PipeScheduler
             }
         }
     }
+
+    /// <summary>One queued piece of work and what to do instead if the loop stops first (null: run it on the thread pool).</summary>
+    private readonly record struct LoopWork(Action<object?> Run, object? State, Action<object?>? Stopped);
+}
+
+/// <summary>
+/// One loop's counters: plain fields written by the loop thread (a wake-up by the waking thread),
+/// read without locks by the meter, so the hot path pays one add each.
+/// </summary>
+internal sealed class LoopCounters
+{
+    /// <summary>Submit-and-wait calls (io_uring_enter, or epoll_wait rounds).</summary>
+    public long Enters;
+
+    /// <summary>Operations submitted.</summary>
+    public long Submitted;
+
+    /// <summary>Completions handled.</summary>
+    public long Completions;
+
+    /// <summary>Non-empty completion batches (completions per batch = Completions / Batches).</summary>
+    public long Batches;
+
+    /// <summary>Eventfd writes that woke the loop.</summary>
+    public long Wakeups;
+
+    /// <summary>Receives that found no provided buffer (ENOBUFS).</summary>
+    public long NoBuffers;
 }

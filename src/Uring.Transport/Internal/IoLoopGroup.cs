@@ -28,7 +28,17 @@ internal sealed class IoLoopGroup
 
     public EngineSelection Selection { get; }
 
-    public IoLoop NextLoop() => Loops[(int)((uint)Interlocked.Increment(ref _next) % (uint)Loops.Length)];
+    /// <summary>The next loop, round-robin, skipping loops that stopped (a faulted one); any loop when none runs.</summary>
+    public IoLoop NextLoop()
+    {
+        IoLoop loop = Loops[0];
+        for (int tries = 0; tries < Loops.Length; tries++)
+        {
+            loop = Loops[(int)((uint)Interlocked.Increment(ref _next) % (uint)Loops.Length)];
+            if (loop.IsRunning) break;
+        }
+        return loop;
+    }
 
     public static async Task<IoLoopGroup> StartAsync(UringTransportOptions options, ILogger logger)
     {
@@ -37,12 +47,17 @@ internal sealed class IoLoopGroup
             Engine = options.Engine,
             Entries = options.RingEntries,
             InjectSetupErrno = options.InjectSetupErrno,
+            FeatureLimit = options.FeatureLimit,
         };
         EngineSelection selection = RingFactory.Select(ringOptions);
 
         var loops = new IoLoop[options.RingCount];
         for (int i = 0; i < loops.Length; i++)
-            loops[i] = new IoLoop(i, selection.Engine, ringOptions, options.ProvidedBufferCount, options.ProvidedBufferSize, logger);
+        {
+            int index = i;
+            Func<IRing, IRing>? decorate = options.DecorateRing is { } d ? ring => d(ring, index) : null;
+            loops[i] = new IoLoop(i, selection.Engine, ringOptions, options.ProvidedBufferCount, options.ProvidedBufferSize, logger, decorate);
+        }
         try
         {
             await Task.WhenAll(loops.Select(l => l.StartAsync())).ConfigureAwait(false);
@@ -56,7 +71,10 @@ internal sealed class IoLoopGroup
                 "Set UringTransportOptions.Engine (or URING_TRANSPORT_ENGINE) to Auto or Epoll to fall back to epoll.", e);
         }
 
-        UringLog.EngineSelected(logger, selection.Engine, loops.Length, selection.Reason);
+        string reason = selection.Reason;
+        if (selection.Engine == RingEngine.IoUring && !reason.Contains("features", StringComparison.Ordinal))
+            reason += $" ({KernelProbe.Current.Describe()})";
+        UringLog.EngineSelected(logger, selection.Engine, loops.Length, reason);
         var pool = new PinnedBlockMemoryPool();
         PipeScheduler scheduler = options.UnsafePreferInlineScheduling ? PipeScheduler.Inline : PipeScheduler.ThreadPool;
         var group = new IoLoopGroup(loops, pool, scheduler, logger, selection);

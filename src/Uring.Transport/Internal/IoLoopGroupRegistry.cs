@@ -168,10 +168,11 @@ internal sealed class IoLoopGroupRegistry
     /// <summary>The options that shape a group (loops, rings, buffers): clients with equal keys share one.</summary>
     private sealed record ClientGroupKey(
         RingEngine Engine, int RingCount, int RingEntries, int ProvidedBufferSize, int ProvidedBufferCount,
-        Func<int>? InjectSetupErrno, Action<IoLoopGroup>? GroupStarted)
+        Func<int>? InjectSetupErrno, Action<IoLoopGroup>? GroupStarted, RingFeatures FeatureLimit, Func<IRing, int, IRing>? DecorateRing)
     {
         public static ClientGroupKey For(UringTransportOptions o, RingEngine requested) =>
-            new(requested, o.RingCount, o.RingEntries, o.ProvidedBufferSize, o.ProvidedBufferCount, o.InjectSetupErrno, o.GroupStarted);
+            new(requested, o.RingCount, o.RingEntries, o.ProvidedBufferSize, o.ProvidedBufferCount, o.InjectSetupErrno, o.GroupStarted,
+                o.FeatureLimit, o.DecorateRing);
     }
 
     /// <summary>A client's hold on a running group; disposing it releases the hold once.</summary>

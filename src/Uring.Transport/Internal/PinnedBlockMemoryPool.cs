@@ -15,6 +15,10 @@ internal sealed class PinnedBlockMemoryPool : MemoryPool<byte>
     public const int BlockSize = 4096;
     private const int BlocksPerSlab = 32; // 128 KiB slabs
 
+    // Memory the kernel may still read (a send whose completion never came, at a loop's teardown):
+    // rooted here for good, so it is neither handed out again nor collected.
+    private static readonly ConcurrentBag<object> s_retired = new();
+
     private readonly ConcurrentQueue<Block> _free = new();
     private long _rentedBytes;
     private long _allocatedBytes;
@@ -52,7 +56,22 @@ internal sealed class PinnedBlockMemoryPool : MemoryPool<byte>
     private void Return(Block block)
     {
         Interlocked.Add(ref _rentedBytes, -BlockSize);
-        if (_disposed == 0) _free.Enqueue(block);
+        if (block.Retired) s_retired.Add(block);
+        else if (_disposed == 0) _free.Enqueue(block);
+    }
+
+    /// <summary>
+    /// Takes the blocks behind <paramref name="memory"/> out of circulation: when their owner
+    /// returns them, they are kept aside for the life of the process instead of being rented again.
+    /// For memory the kernel may still read.
+    /// </summary>
+    public void Retire(in ReadOnlySequence<byte> memory)
+    {
+        foreach (ReadOnlyMemory<byte> segment in memory)
+        {
+            if (MemoryMarshal.TryGetMemoryManager(segment, out Block? block)) block.Retired = true;
+            else if (MemoryMarshal.TryGetMemoryManager(segment, out Oversized? oversized)) oversized.Retired = true;
+        }
     }
 
     protected override void Dispose(bool disposing) => Interlocked.Exchange(ref _disposed, 1);
@@ -72,6 +91,8 @@ internal sealed class PinnedBlockMemoryPool : MemoryPool<byte>
         }
 
         public bool Rented;
+
+        public bool Retired;
 
         public override Memory<byte> Memory => CreateMemory(BlockSize);
 
@@ -102,6 +123,8 @@ internal sealed class PinnedBlockMemoryPool : MemoryPool<byte>
         private readonly PinnedBlockMemoryPool _pool;
         private byte[]? _array;
 
+        public bool Retired;
+
         public Oversized(PinnedBlockMemoryPool pool, int size)
         {
             _pool = pool;
@@ -125,7 +148,9 @@ internal sealed class PinnedBlockMemoryPool : MemoryPool<byte>
         protected override void Dispose(bool disposing)
         {
             byte[]? array = Interlocked.Exchange(ref _array, null);
-            if (array is not null) Interlocked.Add(ref _pool._rentedBytes, -array.Length);
+            if (array is null) return;
+            Interlocked.Add(ref _pool._rentedBytes, -array.Length);
+            if (Retired) s_retired.Add(array);
         }
     }
 }

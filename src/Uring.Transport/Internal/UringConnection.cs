@@ -2,10 +2,8 @@ using System.Buffers;
 using System.IO.Pipelines;
 using System.Net;
 using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 using System.Threading.Tasks.Sources;
 using Microsoft.AspNetCore.Connections;
-using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
 using Uring.Native;
 
@@ -13,19 +11,20 @@ namespace Uring.Transport.Internal;
 
 /// <summary>
 /// One TCP or Unix connection owned by an <see cref="IoLoop"/>. Receives arrive through a multishot
-/// recv with the loop's provided buffers and are copied into the input pipe; the output pipe is
-/// drained by one send in flight at a time. All state below the "loop thread only" line is touched
-/// only on the loop thread.
+/// recv (single-shot where the kernel lacks it, and for bulk data) with the loop's provided buffers
+/// and are copied into the input pipe; the output pipe is drained by one send in flight at a time.
+/// All state below the "loop thread only" line is touched only on the loop thread.
 /// </summary>
 /// <remarks>
-/// Close order: cancel what is in flight (by user_data), wait until neither a recv nor a send is
-/// in flight, close the fd (FIN, or RST after an abort), then free the slot. Send memory (pipe
-/// segments, iovecs) is never released while the kernel may still read it.
+/// Three small state machines: what the kernel holds of the receive side (<see cref="RecvOp"/>),
+/// why the input is or is not receiving (<see cref="InputState"/>), and the close
+/// (<see cref="CloseState"/>). Close order: cancel what is in flight (by user_data), wait until
+/// neither a recv nor a send is in the kernel and the send loop has ended, close the fd (FIN, or
+/// RST after an abort), then free the slot. Send memory (pipe segments, the iovecs of a
+/// <see cref="SendSlot"/>) is never released while the kernel may still read it.
 /// </remarks>
 internal sealed partial class UringConnection : ConnectionContext, ICompletionHandler, IValueTaskSource<int>
 {
-    private const int MaxIov = 64;
-
     /// <summary>
     /// A clean FIN within this long of the last data defers <see cref="ConnectionClosed"/> by as
     /// much: the peer may have half-closed after its last request and still wait for the answer,
@@ -33,6 +32,37 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
     /// connection sooner (Kestrel reads the end of input and closes), firing the token at close.
     /// </summary>
     internal const int HalfCloseGraceMilliseconds = 1000;
+
+    private enum RecvOp : byte
+    {
+        None,        // nothing in the kernel: the next ArmRecv may arm
+        Armed,       // a recv is in the kernel
+        Cancelling,  // a recv is in the kernel and its cancel was asked for
+    }
+
+    private enum SendOp : byte
+    {
+        None,
+        InFlight,
+        Cancelling,  // in flight, and its cancel was asked for
+    }
+
+    private enum InputState : byte
+    {
+        Open,        // receiving whenever no recv is armed
+        Paused,      // the input pipe pushed back (MaxReadBufferSize): re-armed once the flush completes
+        Starved,     // ENOBUFS: parked on the loop until provided buffers come back
+        Ended,       // FIN, error, abort, or the application completed its input
+    }
+
+    private enum CloseState : byte
+    {
+        Open,
+        Closing,         // both directions winding down; closes once the kernel holds nothing of ours
+        CloseSubmitted,  // IORING_OP_CLOSE prepared or in the kernel
+        Closed,          // the close completed and the slot is free
+        Dead,            // the loop stopped with this connection open: closed synchronously, no ring any more
+    }
 
     private readonly IoLoop _loop;
     private readonly int _fd;
@@ -45,33 +75,28 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
     private readonly TaskCompletionSource _connectionClosedFiredTask = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Action _onFlushCompleted;
     private readonly PinnedBlockMemoryPool _pool;
+    private readonly long _eagerFlushBytes;
+    private int _connectionClosedFired;
 
     // Loop thread only.
-    private unsafe IoVec* _iov;
-    private unsafe MsgHdr* _msg;
-    private readonly MemoryHandle[] _pins = new MemoryHandle[MaxIov];
-    private int _pinCount;
-    private ManualResetValueTaskSourceCore<int> _sendCore;
-    private ValueTaskAwaiter<FlushResult> _flushAwaiter;
-    private bool _recvArmed;
-    private bool _sendInFlight;
-    private bool _inputDirty;
-    private bool _flushPending;
-    private bool _readDone;
-    private bool _writeDone;
-    private bool _closing;
-    private bool _closeSubmitted;
+    private RecvOp _recv;
+    private bool _recvMultishot;          // the kind of the recv in the kernel
+    private bool _bulk = true;            // the next arm is single-shot (the first too); see ArmRecv
+    private InputState _inputState;
+    private bool _inputDirty;             // queued for the loop's end-of-batch flush
+    private SendOp _send;
+    private bool _outputEnded;            // the send loop has finished
+    private CloseState _close;
     private bool _aborted;
     private bool _resetOnClose;
-    private int _connectionClosedFired;
-    private readonly long _eagerFlushBytes;
-    private bool _singleShotRecv = true; // the mode the next arm uses; see ArmRecv
-    private bool _armedMultishot;        // the kind of the recv in flight
-    private bool _recvCancelRequested;
+    private SendSlot? _sendSlot;          // lent by the loop while a send is in flight
+    private ReadOnlySequence<byte> _sending; // what the send in flight points into
+    private ManualResetValueTaskSourceCore<int> _sendCore;
+    private ValueTaskAwaiter<FlushResult> _flushAwaiter;
     private Exception? _shutdownReason;
     private long _lastDataTicks = long.MinValue / 2;
 
-    public unsafe UringConnection(IoLoop loop, int fd, EndPoint? localEndPoint, EndPoint? remoteEndPoint,
+    public UringConnection(IoLoop loop, int fd, EndPoint? localEndPoint, EndPoint? remoteEndPoint,
         PinnedBlockMemoryPool pool, PipeScheduler applicationScheduler, long? maxReadBufferSize, long? maxWriteBufferSize)
     {
         _loop = loop;
@@ -91,9 +116,7 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
         Transport = new DuplexPipe(_input.Reader, _output.Writer);
 
         _onFlushCompleted = OnFlushCompleted;
-        _iov = (IoVec*)NativeMemory.Alloc(MaxIov, (nuint)sizeof(IoVec));
-        _msg = (MsgHdr*)NativeMemory.AllocZeroed((nuint)sizeof(MsgHdr));
-        (_slot, _generation) = loop.AddHandler(this);
+        (_slot, _generation) = loop.AddHandler(this); // last: a throw leaves nothing registered
     }
 
     public override string ConnectionId { get; set; }
@@ -127,11 +150,12 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
         // closes with FIN; a real reason closes with RST, as Kestrel's Sockets transport does.
         bool reset = abortReason is not null;
         abortReason ??= new ConnectionAbortedException("The connection was closed by the application.");
-        _loop.Schedule(static state =>
+        // If the loop stops first, its teardown closes this connection anyway: nothing to do then.
+        _loop.Post(static state =>
         {
             var (connection, reason, reset) = ((UringConnection, ConnectionAbortedException, bool))state!;
             connection.AbortOnLoop(reason, reset);
-        }, (this, abortReason, reset));
+        }, (this, abortReason, reset), static _ => { });
     }
 
     public override async ValueTask DisposeAsync()
@@ -165,6 +189,8 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
 
     public void OnLoopStopping() => AbortOnLoop(new ConnectionAbortedException("The transport is stopping."));
 
+    public bool InKernel => _recv != RecvOp.None || _send != SendOp.None || _close == CloseState.CloseSubmitted;
+
     /// <summary>Completes when the fd is closed and the slot released (or the loop stopped).</summary>
     internal Task Closed => _closedTask.Task;
 
@@ -172,69 +198,68 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
 
     private void ArmRecv()
     {
-        if (_recvArmed || _readDone || _flushPending || _closing) return;
+        if (_recv != RecvOp.None || _inputState != InputState.Open || _close != CloseState.Open) return;
         // Multishot for request/response traffic, where the socket is drained at each wake-up. For
         // bulk data (a completion filled a whole buffer, or the input pushed back) one buffer per
         // arm: a multishot recv would pour the socket's whole backlog, megabytes on a fast link,
         // into the input in one batch, past MaxReadBufferSize. Back to multishot once a recv finds
-        // the socket drained.
-        if (_singleShotRecv)
-            _loop.Ring.PrepareRecvBufferSelect(_fd, IoLoop.BufferGroup, 0, Token(OpKind.Recv));
-        else
+        // the socket drained. Without multishot recv (before 6.0), always one buffer per arm.
+        bool multishot = !_bulk && (_loop.Features & RingFeatures.MultishotRecv) != 0;
+        if (multishot)
             _loop.Ring.PrepareRecvMultishot(_fd, IoLoop.BufferGroup, 0, Token(OpKind.Recv));
-        _recvArmed = true;
-        _armedMultishot = !_singleShotRecv;
+        else
+            _loop.Ring.PrepareRecvBufferSelect(_fd, IoLoop.BufferGroup, 0, Token(OpKind.Recv));
+        _recv = RecvOp.Armed;
+        _recvMultishot = multishot;
     }
 
     private void CancelRecv()
     {
-        if (!_recvArmed || _recvCancelRequested) return;
-        _recvCancelRequested = true;
+        if (_recv != RecvOp.Armed) return;
+        _recv = RecvOp.Cancelling;
         _loop.Ring.PrepareCancel(Token(OpKind.Recv), Token(OpKind.Cancel));
+    }
+
+    /// <summary>Buffers came back after an ENOBUFS: receive again. False when this connection no longer waits.</summary>
+    public bool ResumeReceiving()
+    {
+        if (_inputState != InputState.Starved) return false;
+        _inputState = InputState.Open;
+        ArmRecv();
+        return true;
     }
 
     private void OnRecv(in Completion c)
     {
         bool final = !c.HasMore;
-        bool fromMultishot = _armedMultishot;
-        if (final)
-        {
-            _recvArmed = false;
-            _recvCancelRequested = false;
-        }
+        bool fromMultishot = _recvMultishot;
+        if (final) _recv = RecvOp.None;
         int result = c.Result;
 
         if (result > 0)
         {
             ushort bid = c.BufferId;
-            bool fullBuffer = result == _loop.Buffers.BufferSize;
-            if (fromMultishot)
+            try
             {
-                if (fullBuffer)
+                bool fullBuffer = result == _loop.Buffers.BufferSize;
+                if (fromMultishot)
                 {
-                    _singleShotRecv = true; // bulk data: end the multishot, go on one buffer at a time
-                    CancelRecv();
+                    if (fullBuffer)
+                    {
+                        _bulk = true; // bulk data: end the multishot, go on one buffer at a time
+                        CancelRecv();
+                    }
                 }
+                else if (!fullBuffer && _inputState == InputState.Open && (_loop.Features & RingFeatures.MultishotRecv) != 0)
+                {
+                    _bulk = false; // the socket is drained: back to multishot
+                }
+                if (_inputState != InputState.Ended) Deliver(_loop.Buffers.GetSpan(bid, result));
             }
-            else if (!fullBuffer && !_flushPending)
+            finally
             {
-                _singleShotRecv = false; // the socket is drained: back to multishot
+                _loop.RecycleBuffer(bid); // also when the copy threw: the buffer is the ring's again
             }
-            if (!_readDone)
-            {
-                _lastDataTicks = _loop.Now;
-                CopyToInput(_loop.Buffers.GetSpan(bid, result));
-                if (_input.Writer.UnflushedBytes >= _eagerFlushBytes)
-                {
-                    FlushInput();
-                }
-                else if (!_inputDirty)
-                {
-                    _inputDirty = true;
-                    _loop.MarkInputDirty(this);
-                }
-            }
-            _loop.RecycleBuffer(bid);
             if (final) ArmRecv();
         }
         else if (result == 0)
@@ -247,9 +272,16 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
         {
             switch (-result)
             {
-                case Errno.ENOBUFS: // every buffer was in use: they are back once this batch is handled
-                case Errno.ECANCELED: // paused by backpressure, or closing
-                    if (_closing) ReadEnded(_shutdownReason);
+                case Errno.ENOBUFS: // every provided buffer is in use: wait until some come back
+                    if (_close != CloseState.Open) ReadEnded(_shutdownReason);
+                    else if (_inputState == InputState.Open)
+                    {
+                        _inputState = InputState.Starved;
+                        _loop.WaitForBuffers(this);
+                    }
+                    break;
+                case Errno.ECANCELED: // paused by backpressure, switched to bulk, or closing
+                    if (_close != CloseState.Open) ReadEnded(_shutdownReason);
                     else ArmRecv();
                     break;
                 case Errno.ECONNRESET:
@@ -265,8 +297,9 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
         TryClose();
     }
 
-    private void CopyToInput(ReadOnlySpan<byte> data)
+    private void Deliver(ReadOnlySpan<byte> data)
     {
+        _lastDataTicks = _loop.Now;
         PipeWriter writer = _input.Writer;
         while (!data.IsEmpty)
         {
@@ -276,13 +309,22 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
             writer.Advance(n);
             data = data.Slice(n);
         }
+        if (writer.UnflushedBytes >= _eagerFlushBytes)
+        {
+            FlushInput();
+        }
+        else if (!_inputDirty)
+        {
+            _inputDirty = true;
+            _loop.MarkInputDirty(this);
+        }
     }
 
     /// <summary>Flushes what this batch of completions received; pauses receiving under backpressure.</summary>
     public void FlushInput()
     {
         _inputDirty = false;
-        if (_readDone || _flushPending) return; // a pending flush re-flushes when it completes
+        if (_inputState is InputState.Ended or InputState.Paused) return; // a pending flush re-flushes when it completes
 
         ValueTask<FlushResult> flush = _input.Writer.FlushAsync();
         if (flush.IsCompletedSuccessfully)
@@ -292,8 +334,8 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
         }
 
         // MaxReadBufferSize reached: stop receiving until the application has read half of it.
-        _flushPending = true;
-        _singleShotRecv = true;
+        if (_inputState == InputState.Open) _inputState = InputState.Paused;
+        _bulk = true;
         CancelRecv();
         _flushAwaiter = flush.GetAwaiter();
         _flushAwaiter.UnsafeOnCompleted(_onFlushCompleted); // resumes on the loop (the input writer's scheduler)
@@ -301,7 +343,8 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
 
     private void OnFlushCompleted()
     {
-        _flushPending = false;
+        if (_close == CloseState.Dead) return; // resumed on the thread pool after the loop stopped
+        if (_inputState == InputState.Paused) _inputState = InputState.Open;
         FlushResult result;
         try
         {
@@ -326,8 +369,8 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
     /// <summary>The application completed its input: stop receiving, keep sending.</summary>
     private void ReaderGone()
     {
-        if (_readDone) return;
-        _readDone = true;
+        if (_inputState == InputState.Ended) return;
+        _inputState = InputState.Ended;
         _input.Writer.Complete();
         CancelRecv();
         FireConnectionClosed();
@@ -336,8 +379,8 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
 
     private void ReadEnded(Exception? error, bool halfCloseGrace = false)
     {
-        if (_readDone) return;
-        _readDone = true;
+        if (_inputState == InputState.Ended) return;
+        _inputState = InputState.Ended;
         _input.Writer.Complete(error);
         if (halfCloseGrace)
         {
@@ -348,7 +391,7 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
         {
             FireConnectionClosed();
         }
-        if (error is not null && !_closing)
+        if (error is not null && _close == CloseState.Open)
         {
             // A reset peer cannot take our output either.
             _shutdownReason ??= error;
@@ -367,7 +410,7 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
             while (true)
             {
                 ReadResult result = await reader.ReadAsync();
-                if (result.IsCanceled) break;
+                if (result.IsCanceled || _close == CloseState.Dead) break;
 
                 ReadOnlySequence<byte> buffer = result.Buffer;
                 while (!buffer.IsEmpty)
@@ -380,7 +423,7 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
                         return;
                     }
                     buffer = buffer.Slice(sent);
-                    if (_closing)
+                    if (_close != CloseState.Open)
                     {
                         // Closing for a reason other than our own end of output: send nothing more.
                         reader.AdvanceTo(buffer.Start);
@@ -426,39 +469,30 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
 
     private unsafe ValueTask<int> SendAsync(in ReadOnlySequence<byte> buffer)
     {
-        int count = 0;
-        foreach (ReadOnlyMemory<byte> segment in buffer)
-        {
-            if (segment.IsEmpty) continue;
-            if (count == MaxIov) break;
-            MemoryHandle pin = segment.Pin(); // free for pool blocks: their slabs are pinned
-            _pins[count] = pin;
-            _iov[count].Base = pin.Pointer;
-            _iov[count].Length = (nuint)segment.Length;
-            count++;
-        }
-        _pinCount = count;
+        if (_close == CloseState.Dead) return new ValueTask<int>(-Errno.ECANCELED); // no ring any more
 
+        SendSlot slot = _loop.SendSlots.Rent();
+        int count = slot.Fill(buffer);
         if (count == 1)
-        {
-            _loop.Ring.PrepareSend(_fd, (byte*)_iov[0].Base, (int)_iov[0].Length, 0, Token(OpKind.Send));
-        }
+            _loop.Ring.PrepareSend(_fd, (byte*)slot.Iov[0].Base, (int)slot.Iov[0].Length, 0, Token(OpKind.Send));
         else
-        {
-            _msg->Iov = _iov;
-            _msg->IovLength = (nuint)count;
-            _loop.Ring.PrepareSendMsg(_fd, _msg, 0, Token(OpKind.Send));
-        }
-        _sendInFlight = true;
+            _loop.Ring.PrepareSendMsg(_fd, slot.Msg, 0, Token(OpKind.Send));
+        _sendSlot = slot;
+        _sending = buffer;
+        _send = SendOp.InFlight;
         _sendCore.Reset();
         return new ValueTask<int>(this, _sendCore.Version);
     }
 
     private void OnSend(int result)
     {
-        _sendInFlight = false;
-        for (int i = 0; i < _pinCount; i++) _pins[i].Dispose();
-        _pinCount = 0;
+        _send = SendOp.None;
+        _sending = default;
+        if (_sendSlot is { } slot)
+        {
+            _sendSlot = null;
+            _loop.SendSlots.Return(slot); // the kernel is done with the iovecs and the segments
+        }
         _sendCore.SetResult(result); // the send loop continues inline, on this thread
         TryClose();
     }
@@ -472,12 +506,13 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
 
     private void WriteEnded(Exception? error)
     {
-        _writeDone = true;
+        _outputEnded = true;
+        if (_close == CloseState.Dead) return;
         if (error is not null) _shutdownReason ??= error;
-        if (_shutdownReason is not null && !_closing)
+        if (_shutdownReason is not null && _close == CloseState.Open)
         {
             // Receiving on a connection that can no longer send serves nobody.
-            _closing = true;
+            _close = CloseState.Closing;
             CancelRecv();
         }
         BeginClose();
@@ -491,10 +526,11 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
     /// </summary>
     public void AbortOnLoop(ConnectionAbortedException reason, bool reset = true)
     {
-        if (_closeSubmitted || _aborted) return;
+        if (_close >= CloseState.CloseSubmitted) return;
+        if (reset) _resetOnClose = true;
+        if (_aborted) return;
         UringLog.ConnectionAborted(_loop.Logger, ConnectionId, reason.Message);
         _aborted = true;
-        _resetOnClose = reset;
         _shutdownReason ??= reason;
         ReadEnded(reason);
         BeginClose();
@@ -503,56 +539,80 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
     /// <summary>Stops both directions: close (FIN, or RST when aborted) once nothing is in flight.</summary>
     private void BeginClose()
     {
-        if (!_closing)
+        if (_close == CloseState.Open)
         {
-            _closing = true;
-            if (!_writeDone)
+            _close = CloseState.Closing;
+            if (!_outputEnded)
             {
                 // Aborted, reset or failed: stop the sender. Pending data cannot be delivered.
                 _output.Reader.CancelPendingRead();
             }
-            // Cancel by user_data, never by fd: a cancel or shutdown naming the fd can run in a kernel
-            // worker after the close, when the number may already belong to another connection.
-            // No shutdown either: once nothing is in flight, close itself sends the FIN.
-            CancelRecv();
-            if (_sendInFlight) _loop.Ring.PrepareCancel(Token(OpKind.Send), Token(OpKind.Cancel));
+        }
+        if (_close != CloseState.Closing) return;
+        // Cancel by user_data, never by fd: a cancel or shutdown naming the fd can run in a kernel
+        // worker after the close, when the number may already belong to another connection.
+        // No shutdown either: once nothing is in flight, close itself sends the FIN.
+        CancelRecv();
+        if (_send == SendOp.InFlight)
+        {
+            _send = SendOp.Cancelling;
+            _loop.Ring.PrepareCancel(Token(OpKind.Send), Token(OpKind.Cancel));
         }
         TryClose();
     }
 
     private void TryClose()
     {
-        if (!_closing || _closeSubmitted || _recvArmed || _sendInFlight || !_writeDone) return;
-        if (!_readDone) ReadEnded(_shutdownReason);
+        if (_close != CloseState.Closing || _recv != RecvOp.None || _send != SendOp.None || !_outputEnded) return;
+        if (_inputState != InputState.Ended) ReadEnded(_shutdownReason);
         if (_resetOnClose) NativeSocket.SetLingerZero(_fd); // close sends RST
-        _closeSubmitted = true;
+        _close = CloseState.CloseSubmitted;
         _loop.Ring.PrepareClose(_fd, Token(OpKind.Close));
     }
 
-    private unsafe void OnClosed()
+    private void OnClosed()
     {
+        _close = CloseState.Closed;
         _loop.RemoveHandler(_slot);
-        NativeMemory.Free(_iov);
-        NativeMemory.Free(_msg);
-        _iov = null;
-        _msg = null;
         UringLog.ConnectionClosed(_loop.Logger, ConnectionId);
         FireConnectionClosed();
         _closedTask.TrySetResult(); // continuations run asynchronously, off the loop
     }
 
     /// <summary>
-    /// The loop stopped with this connection still open (its ring is already gone, so no completion
-    /// will come): complete everything and close the fd. Native iovec memory is not freed, since
-    /// the kernel's ring teardown may still be finishing a send that reads it.
+    /// The loop is exiting with this connection open: no completion will come. The fd is closed
+    /// here (unless a close is already in the kernel), the pipes complete, and memory a send in
+    /// flight points into is never reused: its slot stays lent and its pool blocks are retired.
     /// </summary>
-    public void OnLoopStopped()
+    public void OnLoopStopped(string reason)
     {
-        var reason = new ConnectionAbortedException("The transport stopped before the connection closed.");
-        _readDone = true;
-        _input.Writer.Complete(reason);
-        // A submitted close may or may not have run: never close a number that could be reused.
-        if (!_closeSubmitted) NativeSocket.Close(_fd);
+        if (_close is CloseState.Closed or CloseState.Dead) return;
+        bool closeInKernel = _close == CloseState.CloseSubmitted;
+        _close = CloseState.Dead;
+        var error = new ConnectionAbortedException(reason);
+        _shutdownReason ??= error;
+        if (_inputState != InputState.Ended)
+        {
+            _inputState = InputState.Ended;
+            _input.Writer.Complete(error);
+        }
+        _recv = RecvOp.None;
+        if (!closeInKernel)
+        {
+            NativeSocket.SetLingerZero(_fd); // an abort: RST, as for every connection the stop aborts
+            NativeSocket.Close(_fd);
+        }
+        if (_send != SendOp.None)
+        {
+            _pool.Retire(_sending);  // the kernel may still be reading these blocks
+            _sendSlot = null;         // and these iovecs: the slot is never returned
+            _send = SendOp.None;
+            _sendCore.SetResult(-Errno.ECANCELED); // the send loop ends (inline) and completes the output
+        }
+        else if (!_outputEnded)
+        {
+            _output.Reader.CancelPendingRead(); // the send loop ends on the thread pool
+        }
         FireConnectionClosed();
         _closedTask.TrySetResult();
     }

@@ -10,6 +10,15 @@ namespace Uring.Transport.Internal;
 /// A bound endpoint. TCP with sharding: one SO_REUSEPORT socket and acceptor per loop, connections
 /// stay on the loop that accepted them. Otherwise one acceptor hands connections out round-robin.
 /// </summary>
+/// <remarks>
+/// The port is taken the way Kestrel's Sockets transport takes it: the first socket binds without
+/// SO_REUSEPORT, so an endpoint someone already serves fails with <see cref="AddressInUseException"/>.
+/// Only then does it allow reuse for the loops' other sockets, and a steering program on the group
+/// picks among our sockets only, so a stranger that joins the group later gets no connection.
+/// Accepted connections wait for Kestrel's <see cref="AcceptAsync"/> in a queue of at most
+/// <see cref="UringTransportOptions.Backlog"/>: when it is full the acceptors stop accepting, and
+/// new connections wait in the kernel's own backlog.
+/// </remarks>
 internal sealed class UringConnectionListener : IConnectionListener
 {
     private readonly IoLoopGroup _group;
@@ -22,6 +31,7 @@ internal sealed class UringConnectionListener : IConnectionListener
     private bool _isTcp;
     private bool _sharded;
     private int _nextLoop;
+    private int _queued; // accepted, not yet taken by AcceptAsync
     private volatile bool _unbound;
     private Task? _unbindTask;
     private int _disposed;
@@ -36,6 +46,14 @@ internal sealed class UringConnectionListener : IConnectionListener
 
     public EndPoint EndPoint { get; private set; }
 
+    /// <summary>True while the accept queue has room: acceptors keep accepting only then.</summary>
+    public bool HasRoom => Volatile.Read(ref _queued) < _options.Backlog;
+
+    /// <summary>
+    /// Binds and starts the acceptors. Fails as Kestrel's Sockets transport does:
+    /// <see cref="AddressInUseException"/> for an endpoint in use, otherwise a <see cref="SocketException"/>
+    /// (or <see cref="IOException"/> for an inherited handle) naming the endpoint.
+    /// </summary>
     public void Bind()
     {
         IoLoop[] loops = _group.Loops;
@@ -47,17 +65,7 @@ internal sealed class UringConnectionListener : IConnectionListener
                 case IPEndPoint ip:
                     _isTcp = true;
                     _sharded = _options.ListenerSharding && loops.Length > 1;
-                    int first = NativeSocket.Listen(ip, _options.Backlog, reusePort: _sharded);
-                    fds.Add((first, loops[0]));
-                    var bound = (IPEndPoint)(NativeSocket.GetLocalEndPoint(first) ?? ip);
-                    EndPoint = new IPEndPoint(ip.Address, bound.Port); // port 0 resolved
-                    if (_sharded)
-                        for (int i = 1; i < loops.Length; i++)
-                            fds.Add((NativeSocket.Listen(EndPoint, _options.Backlog, reusePort: true), loops[i]));
-                    else
-                        fds[0] = (first, _group.NextLoop());
-                    if (!ip.Address.Equals(IPAddress.Any) && !ip.Address.Equals(IPAddress.IPv6Any))
-                        _fixedLocalEndPoint = EndPoint;
+                    BindTcp(ip, loops, fds);
                     break;
                 case UnixDomainSocketEndPoint unix:
                     string path = unix.ToString();
@@ -69,7 +77,7 @@ internal sealed class UringConnectionListener : IConnectionListener
                 case FileHandleEndPoint handle:
                     int fd = checked((int)handle.FileHandle);
                     int r = NativeSocket.SetNonBlocking(fd, true);
-                    if (r < 0) throw new RingException($"fcntl(O_NONBLOCK) on inherited handle {fd}", r);
+                    if (r < 0) throw new IOException($"The inherited handle {fd} cannot be served: fcntl(O_NONBLOCK) failed with {Errno.Describe(r)}.");
                     _isTcp = NativeSocket.GetLocalEndPoint(fd) is IPEndPoint;
                     fds.Add((fd, _group.NextLoop()));
                     break;
@@ -77,14 +85,10 @@ internal sealed class UringConnectionListener : IConnectionListener
                     throw new NotSupportedException($"The Uring transport cannot bind {EndPoint.GetType().Name}.");
             }
         }
-        catch (RingException e) when (e.Errno == Errno.EADDRINUSE)
+        catch (Exception e)
         {
             foreach (var (fd, _) in fds) NativeSocket.Close(fd);
-            throw new AddressInUseException(e.Message, e);
-        }
-        catch
-        {
-            foreach (var (fd, _) in fds) NativeSocket.Close(fd);
+            if (e is RingException ring) throw BindFailure(ring);
             throw;
         }
 
@@ -92,23 +96,73 @@ internal sealed class UringConnectionListener : IConnectionListener
         {
             var acceptor = new Acceptor(this, loop, fd);
             _acceptors.Add(acceptor);
-            loop.Schedule(static a => ((Acceptor)a!).StartOnLoop(), acceptor);
+            loop.Post(static a => ((Acceptor)a!).StartOnLoop(), acceptor, static a => ((Acceptor)a!).OnLoopStopped("The I/O loop stopped before the listener started."));
         }
         UringLog.ListenerBound(_group.Logger, EndPoint, _acceptors.Count);
+    }
+
+    private void BindTcp(IPEndPoint ip, IoLoop[] loops, List<(int Fd, IoLoop Loop)> fds)
+    {
+        // Exclusive first: a port someone else listens on (even with SO_REUSEPORT) refuses this bind.
+        int first = NativeSocket.CreateBound(ip, reusePort: false);
+        fds.Add((first, _sharded ? loops[0] : _group.NextLoop()));
+        var bound = (IPEndPoint)(NativeSocket.GetLocalEndPoint(first) ?? ip);
+        EndPoint = new IPEndPoint(ip.Address, bound.Port); // port 0 resolved
+        if (!ip.Address.Equals(IPAddress.Any) && !ip.Address.Equals(IPAddress.IPv6Any))
+            _fixedLocalEndPoint = EndPoint;
+        if (!_sharded)
+        {
+            NativeSocket.Listen(first, _options.Backlog);
+            return;
+        }
+
+        // Now ours, the port may be shared by the other loops' sockets. The group's indices follow
+        // the order of listen(), which is the loops' order.
+        NativeSocket.SetOption(first, Linux.SOL_SOCKET, Linux.SO_REUSEPORT, 1);
+        for (int i = 1; i < loops.Length; i++)
+            fds.Add((NativeSocket.CreateBound(EndPoint, reusePort: true), loops[i]));
+        foreach (var (fd, _) in fds)
+            NativeSocket.Listen(fd, _options.Backlog);
+        int steer = NativeSocket.AttachReusePortSteering(first, fds.Count, byCpu: false);
+        if (steer < 0) UringLog.SteeringRefused(_group.Logger, EndPoint, Errno.Describe(steer));
+    }
+
+    private Exception BindFailure(RingException e)
+    {
+        string message = $"Binding {EndPoint} failed: {e.Message}.";
+        if (e.Errno == Errno.EADDRINUSE)
+            return new AddressInUseException($"Address {EndPoint} is already in use ({Errno.Describe(e.Errno)}).", e);
+        if (EndPoint is FileHandleEndPoint)
+            return new IOException(message, e);
+        return new SocketException((int)Errno.ToSocketError(e.Errno), message);
     }
 
     /// <summary>A new connection's fd, on the accepting loop's thread.</summary>
     public void OnAccepted(int fd, IoLoop acceptingLoop)
     {
-        IoLoop target = _sharded ? acceptingLoop : _group.Loops[(int)((uint)Interlocked.Increment(ref _nextLoop) % (uint)_group.Loops.Length)];
+        IoLoop target = _sharded ? acceptingLoop : NextRunningLoop(acceptingLoop);
         if (target == acceptingLoop)
+        {
             Adopt(fd, target);
-        else
-            target.Schedule(static state =>
-            {
-                var (listener, fd, loop) = ((UringConnectionListener, int, IoLoop))state!;
-                listener.Adopt(fd, loop);
-            }, (this, fd, target));
+            return;
+        }
+        // Handed over: if that loop stops first, nobody owns the fd but this failure path.
+        target.Post(static state =>
+        {
+            var (listener, fd, loop) = ((UringConnectionListener, int, IoLoop))state!;
+            listener.Adopt(fd, loop);
+        }, (this, fd, target), static state => NativeSocket.Close((((UringConnectionListener, int, IoLoop))state!).Item2));
+    }
+
+    private IoLoop NextRunningLoop(IoLoop fallback)
+    {
+        IoLoop[] loops = _group.Loops;
+        for (int tries = 0; tries < loops.Length; tries++)
+        {
+            IoLoop loop = loops[(int)((uint)Interlocked.Increment(ref _nextLoop) % (uint)loops.Length)];
+            if (loop.IsRunning) return loop;
+        }
+        return fallback;
     }
 
     private void Adopt(int fd, IoLoop loop)
@@ -136,8 +190,12 @@ internal sealed class UringConnectionListener : IConnectionListener
             throw;
         }
         connection.Start();
+        Interlocked.Increment(ref _queued);
         if (!_accepted.Writer.TryWrite(connection))
+        {
+            Interlocked.Decrement(ref _queued);
             connection.AbortOnLoop(new ConnectionAbortedException("The listener was unbound."));
+        }
     }
 
     public async ValueTask<ConnectionContext?> AcceptAsync(CancellationToken cancellationToken = default)
@@ -147,13 +205,23 @@ internal sealed class UringConnectionListener : IConnectionListener
             while (await _accepted.Reader.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
             {
                 if (_accepted.Reader.TryRead(out UringConnection? connection))
+                {
+                    // From full to not full: the acceptors that stopped for lack of room go on.
+                    if (Interlocked.Decrement(ref _queued) == _options.Backlog - 1) ResumeAcceptors();
                     return connection;
+                }
             }
         }
         catch (ChannelClosedException)
         {
         }
         return null;
+    }
+
+    private void ResumeAcceptors()
+    {
+        foreach (Acceptor acceptor in _acceptors)
+            acceptor.Loop.Post(static a => ((Acceptor)a!).Resume(), acceptor, static _ => { });
     }
 
     public ValueTask UnbindAsync(CancellationToken cancellationToken = default)
@@ -166,13 +234,24 @@ internal sealed class UringConnectionListener : IConnectionListener
     private async Task UnbindCoreAsync()
     {
         _unbound = true;
-        foreach (Acceptor acceptor in _acceptors)
-            acceptor.Loop.Schedule(static a => ((Acceptor)a!).StopOnLoop(), acceptor);
-        await Task.WhenAll(_acceptors.Select(a => a.Stopped)).WaitAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false);
-        _accepted.Writer.TryComplete();
-        // Accepted but never handed to Kestrel: nobody will ever serve them.
-        while (_accepted.Reader.TryRead(out UringConnection? orphan))
-            orphan.Abort(new ConnectionAbortedException("The listener was unbound."));
+        try
+        {
+            foreach (Acceptor acceptor in _acceptors)
+                acceptor.Loop.Post(static a => ((Acceptor)a!).StopOnLoop(), acceptor, static _ => { }); // a stopped loop has closed it
+            await Task.WhenAll(_acceptors.Select(a => a.Stopped)).WaitAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            UringLog.UnbindTimedOut(_group.Logger, EndPoint, 10);
+        }
+        finally
+        {
+            // Even when an acceptor did not report in time: AcceptAsync must end (return null).
+            _accepted.Writer.TryComplete();
+            // Accepted but never handed to Kestrel: nobody will ever serve them.
+            while (_accepted.Reader.TryRead(out UringConnection? orphan))
+                orphan.Abort(new ConnectionAbortedException("The listener was unbound."));
+        }
     }
 
     public async ValueTask DisposeAsync()

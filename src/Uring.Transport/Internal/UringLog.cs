@@ -51,6 +51,21 @@ internal static partial class UringLog
     [LoggerMessage(23, LogLevel.Error, "I/O loop {LoopIndex}: io_uring_enter failed with {Error}.")]
     public static partial void SubmitFailed(ILogger logger, int loopIndex, string error);
 
+    [LoggerMessage(24, LogLevel.Error, "I/O loop {LoopIndex} failed: {Reason}. Its {Count} connection(s) and listener(s) are aborted; the other loops go on.")]
+    public static partial void LoopFaulted(ILogger logger, int loopIndex, string reason, int count, Exception? error);
+
+    [LoggerMessage(25, LogLevel.Warning, "I/O loop {LoopIndex} exits with {Count} handler(s) still open: closing them now.")]
+    public static partial void LoopReleasedHandlers(ILogger logger, int loopIndex, int count);
+
+    [LoggerMessage(26, LogLevel.Warning, "I/O loop {LoopIndex} exits with operations still in the kernel: its {Bytes} bytes of receive buffers (and the memory of unfinished sends) are kept, never freed or reused.")]
+    public static partial void LoopKeptBuffers(ILogger logger, int loopIndex, long bytes);
+
+    [LoggerMessage(5, LogLevel.Warning, "Listening on {EndPoint}: the SO_REUSEPORT steering program was refused ({Error}); a stranger joining the port's group could be given connections.")]
+    public static partial void SteeringRefused(ILogger logger, EndPoint endPoint, string error);
+
+    [LoggerMessage(6, LogLevel.Warning, "Unbinding {EndPoint}: an acceptor did not stop within {Seconds} s; the listener is closed to Kestrel regardless.")]
+    public static partial void UnbindTimedOut(ILogger logger, EndPoint endPoint, int seconds);
+
     [LoggerMessage(30, LogLevel.Debug, "Client I/O loops started: {RingCount} on {Engine} (no server in this process runs loops of that engine).")]
     public static partial void ClientLoopsStarted(ILogger logger, RingEngine engine, int ringCount);
 

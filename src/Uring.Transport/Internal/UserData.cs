@@ -42,10 +42,13 @@ internal interface ICompletionHandler
     /// <summary>The loop is stopping: cancel or abort what is in flight; completions still arrive.</summary>
     void OnLoopStopping();
 
+    /// <summary>True while the kernel holds an operation of this handler (its final completion has not come).</summary>
+    bool InKernel { get; }
+
     /// <summary>
-    /// The loop has stopped and its ring is gone: no completion will come. Release what can be
-    /// released without the kernel (memory the kernel might still touch stays allocated) and
-    /// complete every waiter.
+    /// The loop is exiting with this handler still registered: no completion will come. Close the
+    /// fd synchronously (unless a close is already in the kernel), keep memory the kernel might
+    /// still touch allocated, and complete every waiter, failing it with <paramref name="reason"/>.
     /// </summary>
-    void OnLoopStopped();
+    void OnLoopStopped(string reason);
 }

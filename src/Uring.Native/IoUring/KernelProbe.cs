@@ -1,0 +1,327 @@
+using System.Text;
+using Uring.Native.Interop;
+using Uring.Native.IoUring;
+using static Uring.Native.IoUring.IoUringConstants;
+
+namespace Uring.Native;
+
+/// <summary>
+/// What this kernel's io_uring offers, found out once per process: the setup flags it accepts,
+/// the opcodes its probe lists, and, where a probe cannot tell (a flag on an existing opcode), a
+/// real try: a multishot receive on a socket pair, a multishot accept on a listening socket,
+/// zero-copy usage reports, bundles, sparse registrations, socket commands. Rings take their
+/// <see cref="IRing.Features"/> from here.
+/// </summary>
+public sealed unsafe class KernelProbe
+{
+    private static readonly Lazy<KernelProbe> s_current = new(Run, LazyThreadSafetyMode.ExecutionAndPublication);
+
+    /// <summary>
+    /// Test hook: features no ring in this process may use, as if the kernel lacked them (for
+    /// running the suites as on older kernels). Default: none withheld.
+    /// </summary>
+    internal static RingFeatures Limit { get; set; } = RingFeatures.All;
+
+    private KernelProbe(string? problem, int setupErrno, uint setupFlags, uint kernelFeatureFlags, RingFeatures features)
+    {
+        Problem = problem;
+        SetupErrno = setupErrno;
+        SetupFlags = setupFlags;
+        KernelFeatureFlags = kernelFeatureFlags;
+        Features = features;
+    }
+
+    /// <summary>The probe of this process's kernel (run on first use).</summary>
+    public static KernelProbe Current => s_current.Value;
+
+    /// <summary>Why io_uring cannot serve the transport here, or null when it can.</summary>
+    public string? Problem { get; }
+
+    /// <summary>The errno io_uring_setup failed with, or 0.</summary>
+    public int SetupErrno { get; }
+
+    /// <summary>The optional IORING_SETUP_* flags the kernel accepted.</summary>
+    public uint SetupFlags { get; }
+
+    /// <summary>The IORING_FEAT_* flags the kernel reported.</summary>
+    public uint KernelFeatureFlags { get; }
+
+    /// <summary>The optional features found.</summary>
+    public RingFeatures Features { get; }
+
+    /// <summary>"setup flags X|Y; features A, B" for the engine log line, after the test limit.</summary>
+    public string Describe()
+    {
+        RingFeatures features = Features & Limit;
+        var text = new StringBuilder("setup flags ").Append(IoUringRing.DescribeSetupFlags(SetupFlags));
+        text.Append("; features ").Append(Names(features));
+        if (Limit != RingFeatures.All) text.Append(" (limited by a test mask)");
+        return text.ToString();
+    }
+
+    /// <summary>"MultishotAccept, MultishotRecv, ..." (or "none") for a set of features.</summary>
+    public static string Names(RingFeatures features)
+    {
+        var names = new List<string>();
+        for (uint bit = 1; bit < (uint)RingFeatures.All; bit <<= 1)
+            if (((uint)features & bit) != 0) names.Add(((RingFeatures)bit).ToString());
+        return names.Count == 0 ? "none" : string.Join(", ", names);
+    }
+
+    /// <summary>Runs the probe for <paramref name="injectedSetupErrno"/> (a test hook) without caching it.</summary>
+    internal static KernelProbe Injected(int injectedSetupErrno) =>
+        new($"io_uring_setup failed: {Errno.Describe(injectedSetupErrno)}", injectedSetupErrno, 0, 0, RingFeatures.None);
+
+    private static KernelProbe Run()
+    {
+        // SINGLE_ISSUER binds a ring to whoever enables it: the probe ring gets a thread of its own.
+        KernelProbe? result = null;
+        var thread = new Thread(() => result = RunOnThisThread()) { IsBackground = true, Name = "io_uring probe" };
+        thread.Start();
+        thread.Join();
+        return result!;
+    }
+
+    private static KernelProbe RunOnThisThread()
+    {
+        uint every = IORING_SETUP_NO_SQARRAY | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SINGLE_ISSUER |
+            IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_R_DISABLED;
+        IoUringRing ring;
+        try
+        {
+            ring = IoUringRing.CreateWithFlags(8, every, RingFeatures.All);
+        }
+        catch (RingException e)
+        {
+            return new KernelProbe(e.Message, e.Errno, 0, 0, RingFeatures.None);
+        }
+        using (ring)
+        {
+            uint setupFlags = ring.SetupFlags & every;
+            try
+            {
+                ring.Enable();
+                string? problem = CheckRequired(ring);
+                if (problem is not null) return new KernelProbe(problem, 0, setupFlags, ring.KernelFeatureFlags, RingFeatures.None);
+                // Setup-flag features are known from the setup; the others are tried below.
+                RingFeatures features = ring.Features & (RingFeatures.SubmitAll | RingFeatures.CoopTaskrun |
+                    RingFeatures.SingleIssuer | RingFeatures.DeferTaskrun | RingFeatures.NoSqArray | RingFeatures.RegisteredRingFd);
+                // (RegisteredRingFd stays in Features only when Enable's registration worked.)
+                features |= TryOptional(ring);
+                return new KernelProbe(null, 0, setupFlags, ring.KernelFeatureFlags, features);
+            }
+            catch (RingException e)
+            {
+                return new KernelProbe(e.Message, 0, setupFlags, ring.KernelFeatureFlags, RingFeatures.None);
+            }
+        }
+    }
+
+    private static string? CheckRequired(IoUringRing ring)
+    {
+        var missing = RingFactory.RequiredOps.Where(op => !ring.Supports(op)).ToArray();
+        if (missing.Length > 0)
+            return $"the kernel lacks opcodes {string.Join(", ", missing.Select(o => "IORING_OP_" + o.ToString().ToUpperInvariant()))}";
+        if ((ring.KernelFeatureFlags & IORING_FEAT_FAST_POLL) == 0)
+            return "the kernel lacks IORING_FEAT_FAST_POLL (needs 5.7+)";
+
+        const ulong token = 0x4E4F50;
+        ring.PrepareNop(token);
+        Completion done;
+        int r = WaitOne(ring, token, out done);
+        if (r < 0) return $"io_uring_enter failed: {Errno.Describe(r)}";
+        if (r == 0 || done.Result != 0) return "a NOP did not round-trip through io_uring_enter";
+
+        using var buffers = new ProvidedBufferRing(0x7FFF, 1, 64);
+        int reg = ring.RegisterBufferRing(buffers);
+        if (reg < 0) return $"IORING_REGISTER_PBUF_RING failed: {Errno.Describe(reg)} (provided-buffer rings need 5.19+)";
+        ring.UnregisterBufferRing(buffers);
+        return null;
+    }
+
+    private static RingFeatures TryOptional(IoUringRing ring)
+    {
+        RingFeatures found = RingFeatures.None;
+        if (ring.Supports(IoUringOp.AsyncCancel) && TryCancelAny(ring)) found |= RingFeatures.CancelAny;
+        if (TrySparseRegistration(ring, IORING_REGISTER_BUFFERS2, IORING_UNREGISTER_BUFFERS)) found |= RingFeatures.RegisteredBuffers;
+        if (TrySparseRegistration(ring, IORING_REGISTER_FILES2, IORING_UNREGISTER_FILES)) found |= RingFeatures.DirectDescriptors;
+        if (ring.Supports(IoUringOp.SendZc))
+        {
+            found |= RingFeatures.SendZc;
+            if (FlagAccepted(ring, IoUringOp.SendZc, IORING_SEND_ZC_REPORT_USAGE, bufferSelect: false)) found |= RingFeatures.SendZcReportUsage;
+        }
+        // Bundles and incremental buffers had ordering bugs in 6.13 and 6.14 (liburing #1409, #1423).
+        Version kernel = Environment.OSVersion.Version;
+        bool buggyBufferRings = kernel.Major == 6 && kernel.Minor is 13 or 14;
+        if (!buggyBufferRings && FlagAccepted(ring, IoUringOp.Recv, IORING_RECVSEND_BUNDLE, bufferSelect: true)) found |= RingFeatures.Bundles;
+        if (!buggyBufferRings && TryIncrementalBuffers(ring)) found |= RingFeatures.IncrementalBuffers;
+
+        int* pair = stackalloc int[2];
+        if (Libc.socketpair(Linux.AF_UNIX, Linux.SOCK_STREAM | Linux.SOCK_NONBLOCK | Linux.SOCK_CLOEXEC, 0, pair) == 0)
+        {
+            try
+            {
+                if (TryMultishotRecv(ring, pair[0], pair[1])) found |= RingFeatures.MultishotRecv;
+                if (ring.Supports(IoUringOp.UringCmd) && TrySocketCommand(ring, pair[0])) found |= RingFeatures.SocketCommands;
+            }
+            finally
+            {
+                Libc.close(pair[0]);
+                Libc.close(pair[1]);
+            }
+        }
+        if (TryMultishotAccept(ring)) found |= RingFeatures.MultishotAccept;
+        return found;
+    }
+
+    // Submits what is prepared and waits (up to 1 s) for the completion of token; 1 when it came, 0 when not, or -errno.
+    private static int WaitOne(IoUringRing ring, ulong token, out Completion completion)
+    {
+        Span<Completion> batch = stackalloc Completion[8];
+        long deadline = Environment.TickCount64 + 1000;
+        while (Environment.TickCount64 < deadline)
+        {
+            int r = ring.SubmitAndWait(1, 100);
+            if (r < 0) { completion = default; return r; }
+            int n = ring.DrainCompletions(batch);
+            for (int i = 0; i < n; i++)
+            {
+                if (batch[i].UserData == token && (batch[i].Flags & CompletionFlags.Notification) == 0)
+                {
+                    completion = batch[i];
+                    return 1;
+                }
+            }
+        }
+        completion = default;
+        return 0;
+    }
+
+    private static bool TryCancelAny(IoUringRing ring)
+    {
+        const ulong token = 0xCA1;
+        ring.PrepareCancelAll(token);
+        return WaitOne(ring, token, out Completion c) == 1 && c.Result >= 0; // EINVAL before 5.19
+    }
+
+    private static bool TrySparseRegistration(IoUringRing ring, uint register, uint unregister)
+    {
+        IoUringRsrcRegister reg = new() { Nr = 1, Flags = IORING_RSRC_REGISTER_SPARSE };
+        if (ring.Register(register, &reg, (uint)sizeof(IoUringRsrcRegister)) < 0) return false;
+        ring.Register(unregister, null, 0);
+        return true;
+    }
+
+    // A flag the opcode's prep does not know fails with EINVAL before the fd (-1) is looked up (EBADF).
+    private static bool FlagAccepted(IoUringRing ring, IoUringOp op, ushort ioprio, bool bufferSelect)
+    {
+        const ulong token = 0xF1A6;
+        IoUringSqe* sqe = ring.PrepareRaw(op, -1, token);
+        sqe->IoPrio = ioprio;
+        if (bufferSelect)
+        {
+            sqe->Flags = IOSQE_BUFFER_SELECT;
+            sqe->BufIndex = 0x7FFD;
+        }
+        bool accepted = WaitOne(ring, token, out Completion c) == 1 && c.Result == -Errno.EBADF;
+        DrainFor(ring, 20); // a SEND_ZC may post its notification after the result
+        return accepted;
+    }
+
+    private static bool TryIncrementalBuffers(IoUringRing ring)
+    {
+        using var buffers = new ProvidedBufferRing(0x7FFC, 1, 64);
+        if (ring.RegisterBufferRing(buffers, IOU_PBUF_RING_INC) < 0) return false;
+        ring.UnregisterBufferRing(buffers);
+        return true;
+    }
+
+    private static bool TryMultishotRecv(IoUringRing ring, int receiver, int sender)
+    {
+        const ulong token = 0x3E5;
+        using var buffers = new ProvidedBufferRing(0x7FFB, 4, 64);
+        if (ring.RegisterBufferRing(buffers) < 0) return false;
+        try
+        {
+            ring.PrepareRecvMultishot(receiver, buffers.GroupId, 0, token);
+            byte one = 1;
+            Libc.write(sender, &one, 1);
+            bool ok = WaitOne(ring, token, out Completion c) == 1 && c.Result == 1 && c.HasMore; // EINVAL before 6.0
+            if (c.HasMore) EndMultishot(ring, token, closeResults: false);
+            return ok;
+        }
+        finally
+        {
+            ring.UnregisterBufferRing(buffers);
+        }
+    }
+
+    private static bool TryMultishotAccept(IoUringRing ring)
+    {
+        const ulong token = 0xACC;
+        int listener = Libc.socket(Linux.AF_UNIX, Linux.SOCK_STREAM | Linux.SOCK_NONBLOCK | Linux.SOCK_CLOEXEC, 0);
+        if (listener < 0) return false;
+        int client = -1;
+        try
+        {
+            // Autobind (an address of just the family) gives a unique abstract name.
+            byte* addr = stackalloc byte[SockAddr.MaxSize];
+            *(ushort*)addr = Linux.AF_UNIX;
+            if (Libc.bind(listener, addr, 2) < 0 || Libc.listen(listener, 4) < 0) return false;
+            uint len = SockAddr.MaxSize;
+            if (Libc.getsockname(listener, addr, &len) < 0) return false;
+
+            ring.PrepareAcceptMultishot(listener, Linux.SOCK_CLOEXEC, token);
+            client = Libc.socket(Linux.AF_UNIX, Linux.SOCK_STREAM | Linux.SOCK_CLOEXEC, 0);
+            if (client < 0 || Libc.connect(client, addr, (int)len) < 0) return false;
+            bool ok = WaitOne(ring, token, out Completion c) == 1 && c.Result >= 0 && c.HasMore; // a one-shot accept before 5.19
+            if (c.Result >= 0) Libc.close(c.Result);
+            if (c.HasMore) EndMultishot(ring, token, closeResults: true);
+            return ok;
+        }
+        finally
+        {
+            if (client >= 0) Libc.close(client);
+            Libc.close(listener);
+        }
+    }
+
+    private static bool TrySocketCommand(IoUringRing ring, int socket)
+    {
+        const ulong token = 0x50C;
+        int* value = stackalloc int[1];
+        IoUringSqe* sqe = ring.PrepareRaw(IoUringOp.UringCmd, socket, token);
+        sqe->CmdOp = SOCKET_URING_OP_GETSOCKOPT;
+        sqe->Level = Linux.SOL_SOCKET;
+        sqe->OptName = 3; // SO_TYPE
+        sqe->FileIndex = sizeof(int); // optlen
+        sqe->Addr3 = (ulong)value;    // optval
+        return WaitOne(ring, token, out Completion c) == 1 && c.Result >= 0 && *value == Linux.SOCK_STREAM;
+    }
+
+    // Cancels a multishot probe and waits for its final completion; closeResults: results are accepted fds.
+    private static void EndMultishot(IoUringRing ring, ulong token, bool closeResults)
+    {
+        ring.PrepareCancel(token, 0xCA2);
+        long deadline = Environment.TickCount64 + 1000;
+        Span<Completion> batch = stackalloc Completion[8];
+        while (Environment.TickCount64 < deadline)
+        {
+            ring.SubmitAndWait(1, 100);
+            int n = ring.DrainCompletions(batch);
+            for (int i = 0; i < n; i++)
+            {
+                if (batch[i].UserData != token) continue;
+                if (closeResults && batch[i].Result >= 0) Libc.close(batch[i].Result);
+                if (!batch[i].HasMore) return;
+            }
+        }
+    }
+
+    private static void DrainFor(IoUringRing ring, int milliseconds)
+    {
+        Span<Completion> batch = stackalloc Completion[8];
+        ring.SubmitAndWait(1, milliseconds);
+        while (ring.DrainCompletions(batch) > 0) { }
+    }
+}

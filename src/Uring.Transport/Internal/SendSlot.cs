@@ -1,0 +1,88 @@
+using System.Buffers;
+using System.Runtime.InteropServices;
+using Uring.Native;
+
+namespace Uring.Transport.Internal;
+
+/// <summary>
+/// The kernel-visible memory of one send in flight: an iovec array and a msghdr in native memory
+/// (never moved), and the pins of the output segments they point into.
+/// </summary>
+/// <remarks>
+/// Ownership: the loop's <see cref="SendSlotPool"/> lends a slot to a connection when it prepares a
+/// send; the kernel reads the iovecs until the send's final completion, and only then does the
+/// connection return the slot. A slot whose send never completed (the loop gave up on the
+/// kernel) is never returned and never freed. Pooling per loop means an idle connection holds
+/// none of this memory.
+/// </remarks>
+internal sealed unsafe class SendSlot
+{
+    public const int MaxIov = 64;
+
+    public SendSlot()
+    {
+        Iov = (IoVec*)NativeMemory.Alloc(MaxIov, (nuint)sizeof(IoVec));
+        Msg = (MsgHdr*)NativeMemory.AllocZeroed((nuint)sizeof(MsgHdr));
+    }
+
+    public IoVec* Iov { get; }
+
+    public MsgHdr* Msg { get; }
+
+    public MemoryHandle[] Pins { get; } = new MemoryHandle[MaxIov];
+
+    public int Count { get; private set; }
+
+    /// <summary>Points the iovecs at the first <see cref="MaxIov"/> non-empty segments of <paramref name="buffer"/>; returns how many.</summary>
+    public int Fill(in ReadOnlySequence<byte> buffer)
+    {
+        int count = 0;
+        foreach (ReadOnlyMemory<byte> segment in buffer)
+        {
+            if (segment.IsEmpty) continue;
+            if (count == MaxIov) break;
+            MemoryHandle pin = segment.Pin(); // free for pool blocks: their slabs are pinned
+            Pins[count] = pin;
+            Iov[count].Base = pin.Pointer;
+            Iov[count].Length = (nuint)segment.Length;
+            count++;
+        }
+        Msg->Iov = Iov;
+        Msg->IovLength = (nuint)count;
+        Count = count;
+        return count;
+    }
+
+    /// <summary>Releases the pins (after the send's final completion).</summary>
+    public void Clear()
+    {
+        for (int i = 0; i < Count; i++) Pins[i].Dispose();
+        Count = 0;
+    }
+
+    public void Free()
+    {
+        NativeMemory.Free(Iov);
+        NativeMemory.Free(Msg);
+    }
+}
+
+/// <summary>One loop's spare <see cref="SendSlot"/>s; loop thread only.</summary>
+internal sealed class SendSlotPool
+{
+    private readonly Stack<SendSlot> _free = new();
+
+    public SendSlot Rent() => _free.TryPop(out SendSlot? slot) ? slot : new SendSlot();
+
+    public void Return(SendSlot slot)
+    {
+        slot.Clear();
+        _free.Push(slot);
+    }
+
+    /// <summary>Frees the spare slots (lent ones are their connections' until their sends complete).</summary>
+    public void Free()
+    {
+        while (_free.TryPop(out SendSlot? slot)) slot.Free();
+    }
+}
