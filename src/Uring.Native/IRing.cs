@@ -64,6 +64,12 @@ public unsafe interface IRing : IDisposable
     /// <summary>Removes a provided-buffer ring registered with <see cref="RegisterBufferRing"/>.</summary>
     int UnregisterBufferRing(ProvidedBufferRing buffers);
 
+    /// <summary>
+    /// How many of <paramref name="buffers"/>' buffers the ring can hand out right now (published and
+    /// not yet taken), or a negative errno when this ring cannot tell (io_uring before 6.8).
+    /// </summary>
+    int AvailableBuffers(ProvidedBufferRing buffers);
+
     /// <summary>Registers fixed buffers (pinned slabs) for <c>*_FIXED</c> / zero-copy sends.</summary>
     int RegisterBuffers(ReadOnlySpan<IoVec> buffers);
 

@@ -60,8 +60,11 @@ public enum RingFeatures : uint
     /// <summary>IOU_PBUF_RING_INC (6.12): provided buffers consumed incrementally.</summary>
     IncrementalBuffers = 1u << 15,
 
+    /// <summary>IORING_REGISTER_PBUF_STATUS (6.8): the kernel's head of a provided-buffer ring, so its free buffers are known exactly.</summary>
+    BufferRingStatus = 1u << 16,
+
     /// <summary>Every feature known to this library.</summary>
-    All = (1u << 16) - 1,
+    All = (1u << 17) - 1,
 
     /// <summary>What Linux 5.19 offers: the oldest kernel the io_uring engine runs on (provided-buffer rings).</summary>
     Linux5_19 = SubmitAll | CoopTaskrun | MultishotAccept | CancelAny | RegisteredRingFd | RegisteredBuffers | DirectDescriptors,

@@ -52,6 +52,12 @@ public sealed unsafe class ProvidedBufferRing : IDisposable
     /// <summary>Size of each buffer in bytes.</summary>
     public int BufferSize { get; }
 
+    /// <summary>The producer index (the ring's tail) as published.</summary>
+    public ushort Tail => _tail;
+
+    /// <summary>The emulation's view: buffers published and not yet taken.</summary>
+    internal int EmulatedAvailable => (ushort)(Volatile.Read(ref *(ushort*)(_memory + TailOffset)) - _emulatedHead);
+
     /// <summary>Address of the ring entries, for IORING_REGISTER_PBUF_RING.</summary>
     public nint RingAddress => (nint)_memory;
 

@@ -203,6 +203,13 @@ public sealed unsafe partial class EpollRing : IRing
     }
 
     /// <inheritdoc />
+    public int AvailableBuffers(ProvidedBufferRing buffers)
+    {
+        ArgumentNullException.ThrowIfNull(buffers);
+        return buffers.EmulatedAvailable;
+    }
+
+    /// <inheritdoc />
     /// <remarks>Only recorded (sends copy from the given pointer); errors as the kernel's: -EBUSY when already registered, -EINVAL for 0 or more than 16384.</remarks>
     public int RegisterBuffers(ReadOnlySpan<IoVec> buffers)
     {

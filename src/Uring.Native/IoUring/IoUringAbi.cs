@@ -76,6 +76,7 @@ internal static class IoUringConstants
     internal const uint IORING_UNREGISTER_RING_FDS = 21;
     internal const uint IORING_REGISTER_PBUF_RING = 22;
     internal const uint IORING_UNREGISTER_PBUF_RING = 23;
+    internal const uint IORING_REGISTER_PBUF_STATUS = 26;
 
     // io_uring_rsrc_register.flags
     internal const uint IORING_RSRC_REGISTER_SPARSE = 1u << 0;
@@ -158,6 +159,15 @@ internal struct IoUringBufReg
     public ushort Bgid;
     public ushort Flags;
     public ulong Resv0, Resv1, Resv2;
+}
+
+/// <summary>struct io_uring_buf_status (REGISTER_PBUF_STATUS).</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct IoUringBufStatus
+{
+    public uint BufGroup;
+    public uint Head;
+    public fixed uint Resv[8];
 }
 
 /// <summary>struct io_uring_rsrc_register (REGISTER_FILES2 / BUFFERS2).</summary>

@@ -453,6 +453,18 @@ public sealed unsafe partial class IoUringRing : IRing
     }
 
     /// <inheritdoc />
+    /// <remarks>IORING_REGISTER_PBUF_STATUS (6.8): one io_uring_register call.</remarks>
+    public int AvailableBuffers(ProvidedBufferRing buffers)
+    {
+        ArgumentNullException.ThrowIfNull(buffers);
+        if ((Features & RingFeatures.BufferRingStatus) == 0) return -Errno.EINVAL;
+        IoUringBufStatus status = default;
+        status.BufGroup = buffers.GroupId;
+        int r = Register(IORING_REGISTER_PBUF_STATUS, &status, 1);
+        return r < 0 ? r : (ushort)(buffers.Tail - (ushort)status.Head);
+    }
+
+    /// <inheritdoc />
     public int RegisterBuffers(ReadOnlySpan<IoVec> buffers)
     {
         fixed (IoVec* iov = buffers)

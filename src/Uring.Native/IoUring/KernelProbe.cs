@@ -139,6 +139,22 @@ public sealed unsafe class KernelProbe
         return null;
     }
 
+    private static bool TryBufferRingStatus(IoUringRing ring)
+    {
+        using var buffers = new ProvidedBufferRing(0x7FFA, 2, 64);
+        if (ring.RegisterBufferRing(buffers) < 0) return false;
+        try
+        {
+            IoUringBufStatus status = default;
+            status.BufGroup = buffers.GroupId;
+            return ring.Register(IORING_REGISTER_PBUF_STATUS, &status, 1) == 0 && status.Head == 0;
+        }
+        finally
+        {
+            ring.UnregisterBufferRing(buffers);
+        }
+    }
+
     private static RingFeatures TryOptional(IoUringRing ring)
     {
         RingFeatures found = RingFeatures.None;
@@ -155,6 +171,7 @@ public sealed unsafe class KernelProbe
         bool buggyBufferRings = kernel.Major == 6 && kernel.Minor is 13 or 14;
         if (!buggyBufferRings && FlagAccepted(ring, IoUringOp.Recv, IORING_RECVSEND_BUNDLE, bufferSelect: true)) found |= RingFeatures.Bundles;
         if (!buggyBufferRings && TryIncrementalBuffers(ring)) found |= RingFeatures.IncrementalBuffers;
+        if (TryBufferRingStatus(ring)) found |= RingFeatures.BufferRingStatus;
 
         int* pair = stackalloc int[2];
         if (Libc.socketpair(Linux.AF_UNIX, Linux.SOCK_STREAM | Linux.SOCK_NONBLOCK | Linux.SOCK_CLOEXEC, 0, pair) == 0)

@@ -191,10 +191,14 @@ internal sealed class IoLoop : PipeScheduler
         }
     }
 
+    /// <summary>Test hook: a non-null result makes <see cref="AddHandler"/> throw it (as a full handler table would).</summary>
+    internal Func<ICompletionHandler, Exception?>? RejectHandler { get; set; }
+
     /// <summary>Takes a slot for <paramref name="handler"/>; returns the slot and its generation.</summary>
     /// <exception cref="InvalidOperationException">The loop has 2^24 - 1 handlers already.</exception>
     public (int Slot, uint Generation) AddHandler(ICompletionHandler handler)
     {
+        if (RejectHandler?.Invoke(handler) is { } rejection) throw rejection;
         int slot;
         if (!_freeSlots.TryPop(out slot))
         {
@@ -401,9 +405,13 @@ internal sealed class IoLoop : PipeScheduler
     }
 
     // Connections parked on ENOBUFS get another recv as buffers come back: at most one per free buffer.
+    // Free is the kernel's own count where it can tell (6.8); else the completions' accounting, which
+    // may run ahead of the kernel by the buffers of completions not reaped yet.
     private void ResumeStarved()
     {
-        int free = _bufferCount - _buffersInUse;
+        if (_starved.Count == 0) return;
+        int free = _ring!.AvailableBuffers(_buffers!);
+        if (free < 0) free = _bufferCount - _buffersInUse;
         while (free > 0 && _starved.TryDequeue(out UringConnection? connection))
         {
             if (connection.ResumeReceiving()) free--;

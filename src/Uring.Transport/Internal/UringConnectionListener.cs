@@ -21,6 +21,9 @@ namespace Uring.Transport.Internal;
 /// </remarks>
 internal sealed class UringConnectionListener : IConnectionListener
 {
+    /// <summary>How long an unbind waits for its acceptors to stop; a test hook may shorten it.</summary>
+    internal static TimeSpan UnbindTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
     private readonly IoLoopGroup _group;
     private readonly UringTransportOptions _options;
     private readonly Channel<UringConnection> _accepted = Channel.CreateUnbounded<UringConnection>(
@@ -238,11 +241,11 @@ internal sealed class UringConnectionListener : IConnectionListener
         {
             foreach (Acceptor acceptor in _acceptors)
                 acceptor.Loop.Post(static a => ((Acceptor)a!).StopOnLoop(), acceptor, static _ => { }); // a stopped loop has closed it
-            await Task.WhenAll(_acceptors.Select(a => a.Stopped)).WaitAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false);
+            await Task.WhenAll(_acceptors.Select(a => a.Stopped)).WaitAsync(UnbindTimeout).ConfigureAwait(false);
         }
         catch (TimeoutException)
         {
-            UringLog.UnbindTimedOut(_group.Logger, EndPoint, 10);
+            UringLog.UnbindTimedOut(_group.Logger, EndPoint, UnbindTimeout.TotalSeconds);
         }
         finally
         {

@@ -64,7 +64,7 @@ internal static partial class UringLog
     public static partial void SteeringRefused(ILogger logger, EndPoint endPoint, string error);
 
     [LoggerMessage(6, LogLevel.Warning, "Unbinding {EndPoint}: an acceptor did not stop within {Seconds} s; the listener is closed to Kestrel regardless.")]
-    public static partial void UnbindTimedOut(ILogger logger, EndPoint endPoint, int seconds);
+    public static partial void UnbindTimedOut(ILogger logger, EndPoint endPoint, double seconds);
 
     [LoggerMessage(30, LogLevel.Debug, "Client I/O loops started: {RingCount} on {Engine} (no server in this process runs loops of that engine).")]
     public static partial void ClientLoopsStarted(ILogger logger, RingEngine engine, int ringCount);
