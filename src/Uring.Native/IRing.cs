@@ -92,7 +92,8 @@ public unsafe interface IRing : IDisposable
     void PrepareRecv(int fd, byte* buffer, int length, int flags, ulong userData);
 
     /// <summary>IORING_OP_RECV with IOSQE_BUFFER_SELECT (5.7 legacy, 5.19 ring): the kernel picks a buffer from <paramref name="bufferGroup"/>.</summary>
-    void PrepareRecvBufferSelect(int fd, ushort bufferGroup, int flags, ulong userData);
+    /// <remarks><paramref name="maxLength"/> &gt; 0 receives at most that many bytes into the buffer (sqe->len); 0: the buffer's size.</remarks>
+    void PrepareRecvBufferSelect(int fd, ushort bufferGroup, int flags, ulong userData, int maxLength = 0);
 
     /// <summary>IORING_OP_RECV with IORING_RECV_MULTISHOT and buffer select (6.0).</summary>
     void PrepareRecvMultishot(int fd, ushort bufferGroup, int flags, ulong userData);

@@ -86,7 +86,8 @@ public sealed unsafe partial class EpollRing
                 if (received && NothingQueued(op.Fd)) return Outcome.Pending;
                 return Finish(ref op, -Errno.ENOBUFS); // final: the caller re-arms once buffers are back
             }
-            int result = Libc.Result(Libc.recv(op.Fd, ring.GetBuffer(bufferId), (nuint)ring.BufferSize, op.MessageFlags | MSG_DONTWAIT));
+            int length = op.Length > 0 && op.Length < ring.BufferSize ? op.Length : ring.BufferSize; // sqe->len caps a buffer-select recv
+            int result = Libc.Result(Libc.recv(op.Fd, ring.GetBuffer(bufferId), (nuint)length, op.MessageFlags | MSG_DONTWAIT));
             if (result <= 0)
             {
                 // The kernel leaves the buffer in the ring when nothing was received (EOF and errors carry no buffer).

@@ -41,10 +41,11 @@ public sealed unsafe partial class EpollRing
     }
 
     /// <inheritdoc />
-    public void PrepareRecvBufferSelect(int fd, ushort bufferGroup, int flags, ulong userData)
+    public void PrepareRecvBufferSelect(int fd, ushort bufferGroup, int flags, ulong userData, int maxLength = 0)
     {
         int id = Allocate(IoUringOp.Recv, fd, userData, InInterest);
         ref PendingOperation op = ref _ops[id];
+        op.Length = maxLength;
         op.BufferGroup = bufferGroup;
         op.MessageFlags = flags;
         op.Flags = OperationFlags.BufferSelect;

@@ -48,9 +48,10 @@ public sealed unsafe partial class IoUringRing
     }
 
     /// <inheritdoc />
-    public void PrepareRecvBufferSelect(int fd, ushort bufferGroup, int flags, ulong userData) // 5.19 (buffer ring)
+    public void PrepareRecvBufferSelect(int fd, ushort bufferGroup, int flags, ulong userData, int maxLength = 0) // 5.19 (buffer ring)
     {
         IoUringSqe* sqe = Prep(IoUringOp.Recv, fd, userData);
+        sqe->Len = (uint)maxLength;
         sqe->Flags = IOSQE_BUFFER_SELECT;
         sqe->BufIndex = bufferGroup;
         sqe->OpFlags = (uint)flags;

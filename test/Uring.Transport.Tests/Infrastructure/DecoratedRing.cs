@@ -34,7 +34,8 @@ internal unsafe class DecoratedRing(IRing inner) : IRing
     public virtual void PrepareAccept(int fd, byte* addr, uint* addrLen, int flags, ulong userData) => Inner.PrepareAccept(fd, addr, addrLen, flags, userData);
     public virtual void PrepareAcceptMultishot(int fd, int flags, ulong userData) => Inner.PrepareAcceptMultishot(fd, flags, userData);
     public virtual void PrepareRecv(int fd, byte* buffer, int length, int flags, ulong userData) => Inner.PrepareRecv(fd, buffer, length, flags, userData);
-    public virtual void PrepareRecvBufferSelect(int fd, ushort bufferGroup, int flags, ulong userData) => Inner.PrepareRecvBufferSelect(fd, bufferGroup, flags, userData);
+    public virtual void PrepareRecvBufferSelect(int fd, ushort bufferGroup, int flags, ulong userData, int maxLength = 0) =>
+        Inner.PrepareRecvBufferSelect(fd, bufferGroup, flags, userData, maxLength);
     public virtual void PrepareRecvMultishot(int fd, ushort bufferGroup, int flags, ulong userData) => Inner.PrepareRecvMultishot(fd, bufferGroup, flags, userData);
     public virtual void PrepareSend(int fd, byte* buffer, int length, int flags, ulong userData) => Inner.PrepareSend(fd, buffer, length, flags, userData);
     public virtual void PrepareSendMsg(int fd, MsgHdr* message, int flags, ulong userData) => Inner.PrepareSendMsg(fd, message, flags, userData);
