@@ -140,4 +140,36 @@ public sealed class RingBasicsTests
 
         Assert.True(missing.Count == 0, $"{engine} does not support: {string.Join(", ", missing)}.");
     }
+
+    [Theory, Engines]
+    public unsafe void Wake_after_dispose_writes_nothing_into_the_fd_number_the_next_open_gets(RingEngine engine)
+    {
+        var driver = RingDriver.Create(engine);
+        driver.Dispose();
+
+        // The lowest free numbers go first: the wake eventfd's number is among the next ones handed out.
+        var reused = new List<int>();
+        try
+        {
+            for (int i = 0; i < 8; i++)
+            {
+                int fd = Libc.eventfd(0, Linux.EFD_NONBLOCK | Linux.EFD_CLOEXEC);
+                Assert.True(fd >= 0, "eventfd failed");
+                reused.Add(fd);
+            }
+            driver.Ring.Wake(); // a late waker: another thread that still holds the loop
+
+            foreach (int fd in reused)
+            {
+                ulong value = 0;
+                long n = (long)Libc.read(fd, &value, sizeof(ulong));
+                Assert.True(n < 0 && Libc.Errno == Errno.EAGAIN,
+                    $"Wake() after Dispose wrote {value} into fd {fd}, which a new owner had opened (fds {string.Join(", ", reused)}).");
+            }
+        }
+        finally
+        {
+            foreach (int fd in reused) Libc.close(fd);
+        }
+    }
 }

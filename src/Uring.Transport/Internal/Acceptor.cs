@@ -49,7 +49,11 @@ internal sealed class Acceptor : ICompletionHandler
     /// <summary>Registers with the loop and arms the accept; on the loop thread.</summary>
     public void StartOnLoop()
     {
-        if (_stopping) return;
+        if (_stopping || !_loop.IsRunning)
+        {
+            Finish(); // handed to a loop that is stopping (a rehome during shutdown): nothing to accept for
+            return;
+        }
         try
         {
             (_slot, _generation) = _loop.AddHandler(this);
@@ -102,7 +106,7 @@ internal sealed class Acceptor : ICompletionHandler
 
         if (_stopping || completion.Result == -Errno.ECANCELED)
         {
-            if (_stopping) Finish();
+            if (_stopping || !_loop.IsRunning) Finish();
             else Arm(); // cancelled for a full queue: re-armed once there is room
             return;
         }
@@ -158,12 +162,25 @@ internal sealed class Acceptor : ICompletionHandler
 
     public void OnLoopStopping() => StopOnLoop();
 
-    /// <summary>The loop is exiting (or stopped before this started): close the listening socket and report stopped.</summary>
+    /// <summary>
+    /// The loop is exiting (or stopped before this started): close the listening socket and report
+    /// stopped. When the loop failed rather than stopped, a listener still bound goes on accepting on
+    /// a healthy loop instead: the socket is handed over, not closed.
+    /// </summary>
     public void OnLoopStopped(string reason)
     {
         _stopping = true;
         _armed = false;
         _slot = -1;
+        if (_loop.Faulted && Interlocked.Exchange(ref _finished, 1) == 0)
+        {
+            if (_listener.TryRehome(_fd, _loop))
+            {
+                _stopped.TrySetResult();
+                return;
+            }
+            Volatile.Write(ref _finished, 0);
+        }
         Finish();
     }
 

@@ -98,6 +98,9 @@ internal sealed class IoLoop : PipeScheduler
 
     public bool IsLoopThread => Thread.CurrentThread == _thread;
 
+    /// <summary>True once the ring failed (see <see cref="Fault"/>): the loop is gone, the process and other loops are not.</summary>
+    public bool Faulted => Volatile.Read(ref _faultReason) is not null;
+
     /// <summary>False once the loop has stopped or faulted: new connections go to other loops.</summary>
     public bool IsRunning => State == LoopState.Running && !_stopRequested;
 
@@ -218,6 +221,16 @@ internal sealed class IoLoop : PipeScheduler
         return (slot, generation);
     }
 
+    /// <summary>How many registered handlers match <paramref name="predicate"/> (diagnostics and tests: a racy snapshot off the loop thread).</summary>
+    internal int HandlerCount(Func<ICompletionHandler, bool> predicate)
+    {
+        ICompletionHandler?[] handlers = _handlers;
+        int count = 0;
+        for (int i = 0; i < handlers.Length; i++)
+            if (handlers[i] is { } h && predicate(h)) count++;
+        return count;
+    }
+
     /// <summary>Frees a slot; completions still addressed to it are ignored from now on.</summary>
     public void RemoveHandler(int slot)
     {
@@ -250,7 +263,7 @@ internal sealed class IoLoop : PipeScheduler
             _buffers = new ProvidedBufferRing(BufferGroup, _bufferCount, _bufferSize);
             int r = _ring.RegisterBufferRing(_buffers);
             if (r < 0) throw new RingException("IORING_REGISTER_PBUF_RING", r);
-            string detail = _ring is IoUringRing u ? "setup flags " + u.DescribeSetupFlags() : "edge-triggered epoll";
+            string detail = ring is IoUringRing u ? "setup flags " + u.DescribeSetupFlags() : "edge-triggered epoll";
             detail += batch == 0 ? ", SCHED_BATCH" : $", SCHED_BATCH refused ({Errno.Describe(batch)})";
             UringLog.LoopStarted(_logger, Index, _engine, detail);
         }
@@ -357,7 +370,7 @@ internal sealed class IoLoop : PipeScheduler
 
     private void Fault(string reason)
     {
-        _faultReason = reason;
+        Volatile.Write(ref _faultReason, reason);
         _stopRequested = true;
         SetState(LoopState.Stopping);
         UringLog.LoopFaulted(_logger, Index, reason, _liveHandlers, null);
@@ -404,9 +417,10 @@ internal sealed class IoLoop : PipeScheduler
         }
     }
 
-    // Connections parked on ENOBUFS get another recv as buffers come back: at most one per free buffer.
-    // Free is the kernel's own count where it can tell (6.8); else the completions' accounting, which
-    // may run ahead of the kernel by the buffers of completions not reaped yet.
+    // Connections parked on ENOBUFS get another recv as buffers come back: at most one per free buffer,
+    // in the order they parked. Free is the kernel's own count where it can tell (6.8); otherwise the
+    // completions' accounting, exact here: every completion posted so far has just been handled (with
+    // DEFER_TASKRUN none is posted between enters), and each one's buffer is already recycled or counted.
     private void ResumeStarved()
     {
         if (_starved.Count == 0) return;
@@ -470,6 +484,9 @@ internal sealed class IoLoop : PipeScheduler
         string reason = _faultReason is null
             ? "The transport stopped before the connection closed."
             : $"The connection's I/O loop failed: {_faultReason}.";
+        // A failed ring is closed first, so the kernel starts cancelling what it holds (a listener's
+        // accept, above all, before the listening socket moves to another loop).
+        if (_faultReason is not null) _ring!.Dispose();
         if (_liveHandlers > 0) UringLog.LoopReleasedHandlers(_logger, Index, _liveHandlers);
         for (int i = 0; i < _nextSlot; i++)
         {

@@ -49,6 +49,9 @@ internal sealed class UringConnectionListener : IConnectionListener
 
     public EndPoint EndPoint { get; private set; }
 
+    /// <summary>Connections accepted and not yet taken by <see cref="AcceptAsync"/>.</summary>
+    public int Queued => Volatile.Read(ref _queued);
+
     /// <summary>True while the accept queue has room: acceptors keep accepting only then.</summary>
     public bool HasRoom => Volatile.Read(ref _queued) < _options.Backlog;
 
@@ -140,6 +143,26 @@ internal sealed class UringConnectionListener : IConnectionListener
         return new SocketException((int)Errno.ToSocketError(e.Errno), message);
     }
 
+    /// <summary>
+    /// A listening fd whose loop failed: starts a new acceptor for it on another running loop, unless
+    /// the listener is being unbound or no loop runs. True when the fd changed hands.
+    /// </summary>
+    public bool TryRehome(int fd, IoLoop failed)
+    {
+        if (_unbound) return false;
+        IoLoop target = NextRunningLoop(failed);
+        if (target == failed || !target.IsRunning) return false;
+        var acceptor = new Acceptor(this, target, fd);
+        lock (_acceptors)
+        {
+            if (_unbound) return false;
+            _acceptors.Add(acceptor);
+        }
+        UringLog.ListenerRehomed(_group.Logger, EndPoint, failed.Index, target.Index);
+        target.Post(static a => ((Acceptor)a!).StartOnLoop(), acceptor, static a => ((Acceptor)a!).OnLoopStopped("The I/O loop stopped before the listener moved to it."));
+        return true;
+    }
+
     /// <summary>A new connection's fd, on the accepting loop's thread.</summary>
     public void OnAccepted(int fd, IoLoop acceptingLoop)
     {
@@ -223,25 +246,36 @@ internal sealed class UringConnectionListener : IConnectionListener
 
     private void ResumeAcceptors()
     {
-        foreach (Acceptor acceptor in _acceptors)
+        foreach (Acceptor acceptor in Acceptors())
             acceptor.Loop.Post(static a => ((Acceptor)a!).Resume(), acceptor, static _ => { });
     }
 
     public ValueTask UnbindAsync(CancellationToken cancellationToken = default)
     {
-        lock (_acceptors)
-            _unbindTask ??= UnbindCoreAsync();
-        return new ValueTask(_unbindTask.WaitAsync(cancellationToken));
+        Task unbind = LazyInitializer.EnsureInitialized(ref _unbindTask, ref _unbindGate, UnbindCoreAsync);
+        return new ValueTask(unbind.WaitAsync(cancellationToken));
+    }
+
+    private object? _unbindGate;
+
+    private Acceptor[] Acceptors()
+    {
+        lock (_acceptors) return [.. _acceptors];
     }
 
     private async Task UnbindCoreAsync()
     {
-        _unbound = true;
+        Acceptor[] acceptors;
+        lock (_acceptors)
+        {
+            _unbound = true; // under the lock: no acceptor is added (rehomed) after this snapshot
+            acceptors = [.. _acceptors];
+        }
         try
         {
-            foreach (Acceptor acceptor in _acceptors)
+            foreach (Acceptor acceptor in acceptors)
                 acceptor.Loop.Post(static a => ((Acceptor)a!).StopOnLoop(), acceptor, static _ => { }); // a stopped loop has closed it
-            await Task.WhenAll(_acceptors.Select(a => a.Stopped)).WaitAsync(UnbindTimeout).ConfigureAwait(false);
+            await Task.WhenAll(acceptors.Select(a => a.Stopped)).WaitAsync(UnbindTimeout).ConfigureAwait(false);
         }
         catch (TimeoutException)
         {

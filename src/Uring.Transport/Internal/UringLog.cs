@@ -66,6 +66,9 @@ internal static partial class UringLog
     [LoggerMessage(6, LogLevel.Warning, "Unbinding {EndPoint}: an acceptor did not stop within {Seconds} s; the listener is closed to Kestrel regardless.")]
     public static partial void UnbindTimedOut(ILogger logger, EndPoint endPoint, double seconds);
 
+    [LoggerMessage(7, LogLevel.Warning, "Listening on {EndPoint}: I/O loop {Failed} failed, loop {Target} accepts for it now.")]
+    public static partial void ListenerRehomed(ILogger logger, EndPoint endPoint, int failed, int target);
+
     [LoggerMessage(30, LogLevel.Debug, "Client I/O loops started: {RingCount} on {Engine} (no server in this process runs loops of that engine).")]
     public static partial void ClientLoopsStarted(ILogger logger, RingEngine engine, int ringCount);
 

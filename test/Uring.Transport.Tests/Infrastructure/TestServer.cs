@@ -9,8 +9,11 @@ namespace Uring.Transport.Tests.Infrastructure;
 /// <summary>How a <see cref="TestServer"/> listens, beyond the defaults (127.0.0.1, port 0, HTTP/1.1).</summary>
 internal sealed record ServerSetup
 {
-    /// <summary>Address of the TCP listener; its port is always 0 (the kernel picks one).</summary>
+    /// <summary>Address of the TCP listener.</summary>
     public IPAddress Address { get; init; } = IPAddress.Loopback;
+
+    /// <summary>Port of the TCP listener; 0 (the default) lets the kernel pick one.</summary>
+    public int Port { get; init; }
 
     /// <summary>When set, listen on this Unix domain socket instead of TCP.</summary>
     public string? UnixSocketPath { get; init; }
@@ -120,7 +123,7 @@ internal sealed class TestServer : IAsyncDisposable
             if (setup.UnixSocketPath is { } path)
                 k.ListenUnixSocket(path, lo => setup.Listen?.Invoke(lo));
             else
-                k.Listen(setup.Address, 0, lo => setup.Listen?.Invoke(lo));
+                k.Listen(setup.Address, setup.Port, lo => setup.Listen?.Invoke(lo));
         });
 
         WebApplication app = builder.Build();

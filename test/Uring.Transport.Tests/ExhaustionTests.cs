@@ -1,0 +1,190 @@
+using System.Globalization;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using Uring.Transport.Internal;
+
+namespace Uring.Transport.Tests;
+
+/// <summary>
+/// Running out (of receive buffers, of Kestrel's attention) and a failure in the middle of a
+/// receive cost the connection concerned, never a core or a buffer.
+/// </summary>
+[Collection(ResourceCountsCollection.Name)] // timing-sensitive counts: no parallel load
+public sealed class ExhaustionTests(ITestOutputHelper output)
+{
+    [Theory, Engines]
+    public async Task A_receive_whose_delivery_throws_gives_its_buffer_back_and_costs_only_its_connection(RingEngine engine)
+    {
+        var rings = new ScriptedRing?[TestServer.RingCount];
+        await using TestServer server = await TestServer.StartAsync(engine, TestData.MapPlaintext, output,
+            new ServerSetup { Transport = o => o.DecorateRing = (ring, index) => rings[index] = new ScriptedRing(ring) });
+        server.Logs.Allow(e => e.EventId.Id == 20); // the handler's failure, logged once
+        await ServerResources.AssertServesAsync(server);
+
+        // The next receive that carries a buffer claims more bytes than the buffer holds: copying it throws.
+        foreach (ScriptedRing? ring in rings)
+            ring!.RewriteOnce(c => c.HasBuffer && ScriptedRing.Is(c, OpKind.Recv) ? new Completion(c.UserData, 1 << 30, c.Flags) : null);
+        using (RawConnection victim = await server.ConnectRawAsync())
+        {
+            await victim.SendAsync(RawConnection.Request("GET", "/plaintext"));
+            Assert.True(await ReadsEndAsync(victim.Socket), "The connection whose receive failed was not closed.");
+        }
+        foreach (ScriptedRing? ring in rings) ring!.RewriteOnce(_ => null);
+
+        Assert.True(await Eventually.HoldsAsync(() => ServerResources.BuffersInUse(server) == 0, Limits.Stop),
+            $"{ServerResources.BuffersInUse(server)} provided buffer(s) never came back.");
+        Assert.Single(server.Logs.Entries, e => e.EventId.Id == 20);
+        await ServerResources.AssertServesAsync(server);
+    }
+
+    [Theory, Engines]
+    public async Task Connections_that_find_no_receive_buffer_wait_for_one_instead_of_spinning(RingEngine engine)
+    {
+        const int Connections = 8;
+        ScriptedRing? ring = null;
+        await using TestServer server = await TestServer.StartAsync(engine, TestData.MapPlaintext, output, new ServerSetup
+        {
+            Transport = o =>
+            {
+                o.RingCount = 1;
+                o.ProvidedBufferCount = 2;
+                o.DecorateRing = (inner, _) => ring = new ScriptedRing(inner);
+            },
+        });
+        var connections = new RawConnection[Connections];
+        for (int i = 0; i < Connections; i++) connections[i] = await server.ConnectRawAsync();
+        try
+        {
+            IoLoop loop = server.Group.Loops[0];
+            long noBuffersBefore = loop.Counters.NoBuffers;
+            // The two buffers' completions are held: the ring stays empty, as when the kernel has
+            // filled every buffer and the loop has not handled them yet.
+            ring!.HoldWhere(c => c.HasBuffer);
+            int receivesBefore = ring.Receives;
+            await Task.WhenAll(connections.Select(c => c.SendAsync(RawConnection.Request("GET", "/plaintext"))));
+            await Task.Delay(300);
+            int rearms = ring.Receives - receivesBefore;
+            long noBuffers = loop.Counters.NoBuffers - noBuffersBefore;
+            output.WriteLine($"while the ring was empty: {noBuffers} ENOBUFS, {rearms} receives prepared for {Connections} connections");
+
+            ring.ReleaseAt(Environment.TickCount64);
+            foreach (RawConnection connection in connections)
+            {
+                RawResponse response = await connection.ReadResponseAsync();
+                Assert.Equal("Hello, World!", response.BodyText);
+            }
+            Assert.True(noBuffers > 0, "No receive found the ring empty: the test did not exhaust it.");
+            // Held completions fool only the completions' accounting, which a real kernel cannot (it
+            // handles every completion before resuming anyone): the bound needs the ring's own count.
+            if (engine == RingEngine.Epoll || (ring.Features & RingFeatures.BufferRingStatus) != 0)
+                Assert.True(rearms <= 3 * Connections, $"{rearms} receives were prepared into an empty ring in 300 ms: the connections spin.");
+        }
+        finally
+        {
+            foreach (RawConnection connection in connections) connection.Dispose();
+        }
+    }
+
+    [Theory, Engines]
+    public async Task While_nobody_accepts_the_accept_queue_holds_at_most_Backlog_and_the_rest_waits_in_the_kernel(RingEngine engine)
+    {
+        // One loop: its multishot accept may still deliver what the kernel had queued (Backlog + 1)
+        // after the queue filled, so the queue is bounded by twice that, not by the clients.
+        const int Backlog = 4, Clients = 12, Bound = Backlog + (Backlog + 1) + 1;
+        var factory = new UringTransportFactory(
+            Options.Create(new UringTransportOptions { Engine = engine, RingCount = 1, Backlog = Backlog }), NullLoggerFactory.Instance);
+        var listener = (UringConnectionListener)await factory.BindAsync(new IPEndPoint(IPAddress.Loopback, 0));
+        var clients = new List<Socket>();
+        var accepted = new List<ConnectionContext>();
+        try
+        {
+            var connects = new List<Task>();
+            for (int i = 0; i < Clients; i++)
+            {
+                var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+                clients.Add(client);
+                // Each sends a byte: a client whose handshake the kernel completed with a SYN cookie
+                // while its queue was full is only taken in again when its data arrives.
+                connects.Add(Task.Run(async () =>
+                {
+                    await client.ConnectAsync(listener.EndPoint).WaitAsync(Limits.Step);
+                    await client.SendAsync("x"u8.ToArray());
+                }));
+            }
+            await Task.Delay(500);
+            int queued = listener.Queued;
+            output.WriteLine($"{queued} connection(s) waiting for AcceptAsync with Backlog {Backlog}");
+            Assert.True(queued <= Bound, $"{queued} connections were accepted while nobody took them (Backlog {Backlog}).");
+
+            // Kestrel takes them: every client gets in.
+            var clock = Stopwatch.StartNew();
+            while (accepted.Count < Clients)
+            {
+                using var cts = new CancellationTokenSource(Limits.Step);
+                ConnectionContext? connection = await listener.AcceptAsync(cts.Token);
+                Assert.NotNull(connection);
+                accepted.Add(connection);
+                output.WriteLine($"{clock.ElapsedMilliseconds} ms: accepted {accepted.Count}, queued {listener.Queued}");
+            }
+            await Task.WhenAll(connects);
+        }
+        finally
+        {
+            foreach (ConnectionContext connection in accepted) await connection.DisposeAsync();
+            foreach (Socket client in clients) client.Dispose();
+            await listener.DisposeAsync();
+        }
+    }
+
+    [Theory, Engines]
+    public async Task An_unbind_that_times_out_still_ends_AcceptAsync(RingEngine engine)
+    {
+        ScriptedRing? ring = null;
+        var options = new UringTransportOptions
+        {
+            Engine = engine,
+            RingCount = 1,
+            DecorateRing = (inner, _) => ring = new ScriptedRing(inner),
+        };
+        var factory = new UringTransportFactory(Options.Create(options), NullLoggerFactory.Instance);
+        var listener = (UringConnectionListener)await factory.BindAsync(new IPEndPoint(IPAddress.Loopback, 0));
+        TimeSpan saved = UringConnectionListener.UnbindTimeout;
+        UringConnectionListener.UnbindTimeout = TimeSpan.FromMilliseconds(500);
+        try
+        {
+            ValueTask<ConnectionContext?> accepting = listener.AcceptAsync();
+            ring!.HoldWhere(c => ScriptedRing.Is(c, OpKind.Accept)); // the acceptor's cancel never completes
+            var clock = Stopwatch.StartNew();
+            await listener.UnbindAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(5));
+            ConnectionContext? none = await accepting.AsTask().WaitAsync(TimeSpan.FromSeconds(5));
+            output.WriteLine($"unbind returned after {clock.ElapsedMilliseconds} ms");
+            Assert.Null(none);
+        }
+        finally
+        {
+            UringConnectionListener.UnbindTimeout = saved;
+            ring?.ReleaseAt(Environment.TickCount64);
+            await listener.DisposeAsync();
+        }
+    }
+
+    private static async Task<bool> ReadsEndAsync(Socket socket)
+    {
+        var buffer = new byte[4096];
+        using var cts = new CancellationTokenSource(Limits.Stop);
+        try
+        {
+            while (await socket.ReceiveAsync(buffer, SocketFlags.None, cts.Token) > 0) { }
+            return true;
+        }
+        catch (SocketException)
+        {
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+    }
+}

@@ -1,0 +1,144 @@
+using Uring.Transport.Internal;
+
+namespace Uring.Transport.Tests.Infrastructure;
+
+/// <summary>
+/// A ring a test scripts to act like a slow, stuck, older or broken kernel: it holds back the
+/// completions the test picks and lets them through at a chosen time (or never), rewrites one
+/// completion, hides features and answers their operations with EINVAL as an older kernel would,
+/// or fails every submit. It counts the receive and accept operations the transport prepares.
+/// Scripted from the test thread, run on the loop thread.
+/// </summary>
+internal sealed unsafe class ScriptedRing(IRing inner) : DecoratedRing(inner)
+{
+    private readonly Queue<Completion> _held = new();
+    private readonly Queue<Completion> _invented = new(); // answers the kernel "gave" without being asked
+    private Func<Completion, bool>? _hold;
+    private long _releaseAt = long.MaxValue; // Environment.TickCount64
+    private Func<Completion, Completion?>? _rewriteOnce;
+    private int _failWith;
+    private RingFeatures _hidden;
+    private int _multishotRecvs, _singleRecvs, _multishotAccepts, _singleAccepts;
+
+    public int MultishotRecvs => Volatile.Read(ref _multishotRecvs);
+    public int SingleRecvs => Volatile.Read(ref _singleRecvs);
+    public int MultishotAccepts => Volatile.Read(ref _multishotAccepts);
+    public int SingleAccepts => Volatile.Read(ref _singleAccepts);
+    public int Receives => MultishotRecvs + SingleRecvs;
+
+    /// <summary>From now on, completions for which <paramref name="predicate"/> holds are kept back.</summary>
+    public void HoldWhere(Func<Completion, bool> predicate) => Volatile.Write(ref _hold, predicate);
+
+    /// <summary>Held completions go through at <paramref name="tick"/>: the loop's wait that crosses it returns just after it.</summary>
+    public void ReleaseAt(long tick)
+    {
+        Volatile.Write(ref _releaseAt, tick);
+        Inner.Wake(); // a loop asleep in the kernel would not look again until something else happens
+    }
+
+    /// <summary>The first completion <paramref name="rewrite"/> answers for (non-null) is replaced by that answer.</summary>
+    public void RewriteOnce(Func<Completion, Completion?> rewrite) => Volatile.Write(ref _rewriteOnce, rewrite);
+
+    /// <summary>From now on, SubmitAndWait answers <paramref name="errno"/> (negative) without reaching the kernel.</summary>
+    public void FailSubmitsWith(int errno)
+    {
+        Volatile.Write(ref _failWith, errno);
+        Inner.Wake(); // a loop asleep in the kernel would not notice until its next call
+    }
+
+    /// <summary>
+    /// Reports the ring without <paramref name="features"/>; multishot receives and accepts, when
+    /// hidden, are answered EINVAL (what kernels before 6.0 / 5.19 answer) instead of reaching the kernel.
+    /// Set before the loop starts (from the DecorateRing hook).
+    /// </summary>
+    public ScriptedRing Hide(RingFeatures features)
+    {
+        _hidden = features;
+        return this;
+    }
+
+    /// <summary>Whether a completion is the transport's <paramref name="kind"/> of operation.</summary>
+    public static bool Is(in Completion c, OpKind kind) => UserData.Kind(c.UserData) == kind;
+
+    public override RingFeatures Features => Inner.Features & ~_hidden;
+
+    private bool Released => Environment.TickCount64 >= Volatile.Read(ref _releaseAt);
+
+    public override int SubmitAndWait(int minComplete, int timeoutMs = -1)
+    {
+        int fail = Volatile.Read(ref _failWith);
+        if (fail != 0)
+        {
+            Thread.Sleep(1); // what a failing enter costs, roughly: the loop must not be able to spin on it
+            return fail;
+        }
+        if (_invented.Count > 0) return Inner.SubmitAndWait(0, 0); // answers are waiting: do not sleep
+        if (_held.Count > 0)
+        {
+            long releaseAt = Volatile.Read(ref _releaseAt);
+            long now = Environment.TickCount64;
+            if (releaseAt != long.MaxValue)
+            {
+                if (now >= releaseAt - 200)
+                {
+                    // Return just after the release time, with the held completions ready to drain.
+                    if (releaseAt > now) Thread.Sleep((int)(releaseAt - now));
+                    return Inner.SubmitAndWait(0, 0);
+                }
+                long until = releaseAt - 200 - now;
+                timeoutMs = timeoutMs < 0 ? (int)until : (int)Math.Min(timeoutMs, until);
+            }
+        }
+        return Inner.SubmitAndWait(minComplete, timeoutMs);
+    }
+
+    public override int DrainCompletions(Span<Completion> destination)
+    {
+        int n = 0;
+        while (n < destination.Length && _invented.TryDequeue(out Completion invented)) destination[n++] = invented;
+        if (Released)
+            while (n < destination.Length && _held.TryDequeue(out Completion held)) destination[n++] = held;
+        Span<Completion> rest = destination.Slice(n);
+        int drained = Inner.DrainCompletions(rest);
+        Func<Completion, bool>? hold = Released ? null : Volatile.Read(ref _hold);
+        int kept = 0;
+        for (int i = 0; i < drained; i++)
+        {
+            Completion c = rest[i];
+            if (Volatile.Read(ref _rewriteOnce) is { } rewrite && rewrite(c) is Completion replaced)
+            {
+                Volatile.Write(ref _rewriteOnce, null);
+                c = replaced;
+            }
+            if (hold is not null && hold(c)) _held.Enqueue(c);
+            else rest[kept++] = c;
+        }
+        return n + kept;
+    }
+
+    public override void PrepareRecvMultishot(int fd, ushort bufferGroup, int flags, ulong userData)
+    {
+        Interlocked.Increment(ref _multishotRecvs);
+        if ((_hidden & RingFeatures.MultishotRecv) != 0) _invented.Enqueue(new Completion(userData, -Errno.EINVAL, 0));
+        else base.PrepareRecvMultishot(fd, bufferGroup, flags, userData);
+    }
+
+    public override void PrepareRecvBufferSelect(int fd, ushort bufferGroup, int flags, ulong userData, int maxLength = 0)
+    {
+        Interlocked.Increment(ref _singleRecvs);
+        base.PrepareRecvBufferSelect(fd, bufferGroup, flags, userData, maxLength);
+    }
+
+    public override void PrepareAcceptMultishot(int fd, int flags, ulong userData)
+    {
+        Interlocked.Increment(ref _multishotAccepts);
+        if ((_hidden & RingFeatures.MultishotAccept) != 0) _invented.Enqueue(new Completion(userData, -Errno.EINVAL, 0));
+        else base.PrepareAcceptMultishot(fd, flags, userData);
+    }
+
+    public override void PrepareAccept(int fd, byte* addr, uint* addrLen, int flags, ulong userData)
+    {
+        Interlocked.Increment(ref _singleAccepts);
+        base.PrepareAccept(fd, addr, addrLen, flags, userData);
+    }
+}

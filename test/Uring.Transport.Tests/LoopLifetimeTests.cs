@@ -1,0 +1,255 @@
+using System.Globalization;
+using System.IO.Pipelines;
+using Microsoft.Extensions.Logging;
+using Uring.Transport.Client;
+using Uring.Transport.Internal;
+
+namespace Uring.Transport.Tests;
+
+/// <summary>
+/// An I/O loop's edges: work that reaches a stopped loop, a stop that outlasts its grace, a kernel
+/// that never finishes an operation, a ring that keeps failing. Each costs the work or the loop
+/// concerned, never a leaked fd, freed memory the kernel may use, or a waiter that waits forever.
+/// </summary>
+[Collection(ResourceCountsCollection.Name)] // counts the process's sockets
+public sealed class LoopLifetimeTests(ITestOutputHelper output)
+{
+    private static readonly TimeSpan Short = TimeSpan.FromSeconds(2);
+
+    [Theory, Engines]
+    public async Task Work_that_reaches_a_stopped_loop_runs_its_failure_path(RingEngine engine)
+    {
+        var options = new UringTransportOptions { Engine = engine, RingCount = 1 };
+        IoLoopGroup group = await IoLoopGroup.StartAsync(options, new LogCollector().CreateLogger(UringLog.Category));
+        IoLoop loop = group.Loops[0];
+        await group.StopAsync();
+
+        var outcome = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        loop.Post(_ => outcome.TrySetResult("ran on the loop"), null, _ => outcome.TrySetResult("failure path"));
+        Assert.Equal("failure path", await outcome.Task.WaitAsync(Short));
+
+        // A pipe continuation handed to the stopped loop still runs (on the thread pool).
+        var continuation = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        loop.Schedule(_ => continuation.TrySetResult(), null);
+        await continuation.Task.WaitAsync(Short);
+    }
+
+    [Theory, Engines]
+    public async Task A_connect_started_on_a_stopped_loop_fails_instead_of_waiting_forever(RingEngine engine)
+    {
+        using Socket peer = ListenOnLoopback();
+        var options = new UringTransportOptions { Engine = engine, RingCount = 1 };
+        IoLoopGroup group = await IoLoopGroup.StartAsync(options, new LogCollector().CreateLogger(UringLog.Category));
+        await group.StopAsync();
+
+        Task<UringConnection> connect = ConnectOperation.StartAsync(group, peer.LocalEndPoint!, options, CancellationToken.None);
+        await Assert.ThrowsAsync<ObjectDisposedException>(() => connect.WaitAsync(Short));
+    }
+
+    [Theory, Engines]
+    public async Task A_connect_whose_handler_cannot_register_closes_its_socket_and_fails(RingEngine engine)
+    {
+        using Socket peer = ListenOnLoopback();
+        var options = new UringTransportOptions { Engine = engine, RingCount = 1 };
+        IoLoopGroup group = await IoLoopGroup.StartAsync(options, new LogCollector().CreateLogger(UringLog.Category));
+        try
+        {
+            group.Loops[0].RejectHandler = h => h is ConnectOperation ? new InvalidOperationException("Too many handlers on one I/O loop.") : null;
+            int sockets = CountSockets();
+
+            Task<UringConnection> connect = ConnectOperation.StartAsync(group, peer.LocalEndPoint!, options, CancellationToken.None);
+            var error = await Assert.ThrowsAsync<InvalidOperationException>(() => connect.WaitAsync(Short));
+            Assert.Contains("Too many handlers", error.Message);
+            Assert.Equal(sockets, CountSockets());
+        }
+        finally
+        {
+            await group.StopAsync();
+        }
+    }
+
+    [Theory, Engines]
+    public async Task A_stop_that_outlasts_its_grace_still_submits_the_close_it_prepared_last(RingEngine engine)
+    {
+        var holders = new ScriptedRing?[1];
+        var logs = new LogCollector();
+        (IoLoopGroup group, UringConnection connection, Socket peer) = await ConnectThroughScriptedRingAsync(engine, holders, logs);
+        using (peer)
+        {
+            int sockets = CountSockets();
+            // The stop cancels the connection's receive; the kernel's answer is held until just past the
+            // 5 s grace, so the connection prepares its close in the loop's last iteration of the grace.
+            holders[0]!.HoldWhere(c => ScriptedRing.Is(c, OpKind.Recv));
+            long stopAt = Environment.TickCount64;
+            holders[0]!.ReleaseAt(stopAt + 5000 + 60);
+            Task stopping = group.StopAsync();
+
+            Assert.True(await PeerSeesTheEndAsync(peer, TimeSpan.FromSeconds(12)), "The peer never saw the connection end: its close was never submitted.");
+            await stopping.WaitAsync(TimeSpan.FromSeconds(12));
+            await connection.Closed.WaitAsync(Short);
+            Assert.True(CountSockets() < sockets, $"The connection's socket is still open ({CountSockets()} sockets, {sockets} before the stop).");
+            Assert.DoesNotContain(logs.Entries, e => e.EventId.Id == 26); // nothing was left in the kernel: buffers freed
+        }
+    }
+
+    [Theory, Engines]
+    public async Task A_loop_whose_kernel_never_finishes_an_operation_closes_the_fd_and_keeps_the_receive_buffers(RingEngine engine)
+    {
+        var holders = new ScriptedRing?[1];
+        var logs = new LogCollector();
+        (IoLoopGroup group, UringConnection connection, Socket peer) = await ConnectThroughScriptedRingAsync(engine, holders, logs);
+        using (peer)
+        {
+            IoLoop loop = group.Loops[0];
+            holders[0]!.HoldWhere(c => ScriptedRing.Is(c, OpKind.Recv)); // the receive's final completion never comes
+            var clock = Stopwatch.StartNew();
+            await group.StopAsync().WaitAsync(TimeSpan.FromSeconds(15));
+            output.WriteLine($"stopped after {clock.Elapsed.TotalSeconds:F1} s");
+
+            Assert.True(await PeerSeesTheEndAsync(peer, Short), "The connection's fd was not closed when the loop gave up on it.");
+            await connection.Closed.WaitAsync(Short);
+            var kept = Assert.Single(logs.Entries, e => e.EventId.Id == 26);
+            output.WriteLine(kept.ToString());
+            Assert.NotEqual(0, loop.Buffers.RingAddress); // not freed: the kernel might still write into it
+        }
+    }
+
+    [Theory, Engines]
+    public async Task A_ring_whose_submits_keep_failing_costs_its_loop_only_and_the_listener_moves(RingEngine engine)
+    {
+        var rings = new ScriptedRing?[TestServer.RingCount];
+        await using TestServer server = await TestServer.StartAsync(engine, MapLoopIndex, output, new ServerSetup
+        {
+            Transport = o =>
+            {
+                o.ListenerSharding = false; // one acceptor: on loop 1's failure it must move to loop 0
+                o.DecorateRing = (ring, index) => rings[index] = new ScriptedRing(ring);
+            },
+        });
+        server.Logs.Allow(e => e.EventId.Id is 24 or 23); // the failure itself, logged once each
+        var onLoop = new RawConnection?[TestServer.RingCount];
+        var extra = new List<RawConnection>();
+        try
+        {
+            while (onLoop.Any(c => c is null))
+            {
+                RawConnection connection = await server.ConnectRawAsync();
+                int index = int.Parse(await GetAsync(connection, "/loop"), CultureInfo.InvariantCulture);
+                if (onLoop[index] is null) onLoop[index] = connection;
+                else extra.Add(connection);
+            }
+            // The acceptor is on one of the two loops: fail that one.
+            int acceptorLoop = server.Group.Loops.Single(HasAcceptor).Index;
+            int other = 1 - acceptorLoop;
+            rings[acceptorLoop]!.FailSubmitsWith(-Errno.EBADR);
+
+            Assert.True(await PeerSeesTheEndAsync(onLoop[acceptorLoop]!.Socket, Short), "The failed loop's connection was not closed.");
+            Assert.Equal(other.ToString(CultureInfo.InvariantCulture), await GetAsync(onLoop[other]!, "/loop"));
+            for (int i = 0; i < 10; i++)
+            {
+                using RawConnection fresh = await server.ConnectRawAsync();
+                Assert.Equal(other.ToString(CultureInfo.InvariantCulture), await GetAsync(fresh, "/loop"));
+            }
+            Assert.Single(server.Logs.Entries, e => e.EventId.Id == 24);
+            Assert.True(server.Logs.Entries.Count(e => e.EventId.Id == 23) <= 1, "io_uring_enter's failure was logged more than once.");
+        }
+        finally
+        {
+            foreach (RawConnection? c in onLoop) c?.Dispose();
+            foreach (RawConnection c in extra) c.Dispose();
+        }
+    }
+
+    [Theory, Engines]
+    public async Task A_flush_held_by_a_peer_that_never_reads_completes_when_its_loop_fails(RingEngine engine)
+    {
+        var holders = new ScriptedRing?[1];
+        var logs = new LogCollector();
+        (IoLoopGroup group, UringConnection connection, Socket peer) = await ConnectThroughScriptedRingAsync(engine, holders, logs);
+        using (peer)
+        {
+            // The peer reads nothing: writes fill the kernel's buffers, then the output pipe, then the flush waits.
+            // (The kernel's buffers grow for a while: a flush counts as held once it waits 300 ms.)
+            PipeWriter output = connection.Transport.Output;
+            byte[] chunk = new byte[64 * 1024];
+            Task<FlushResult>? held = null;
+            for (int i = 0; i < 4096 && held is null; i++)
+            {
+                Task<FlushResult> flush = output.WriteAsync(chunk).AsTask();
+                if (await Task.WhenAny(flush, Task.Delay(300)) != flush) held = flush;
+            }
+            Assert.True(held is not null, "The writes never had to wait: the peer's buffers took 256 MiB.");
+
+            holders[0]!.FailSubmitsWith(-Errno.EBADR);
+            FlushResult result = await held.WaitAsync(Short);
+            Assert.True(result.IsCompleted, "The flush returned, but not with the end of the output.");
+            await connection.Closed.WaitAsync(Short);
+            await group.StopAsync().WaitAsync(Short);
+        }
+    }
+
+    // ---- helpers -------------------------------------------------------------------------------
+
+    private static void MapLoopIndex(WebApplication app) =>
+        app.MapGet("/loop", context => TestData.WriteText(context,
+            context.Features.Get<IUringConnectionFeature>()!.LoopIndex.ToString(CultureInfo.InvariantCulture)));
+
+    private static bool HasAcceptor(IoLoop loop) => loop.HandlerCount(h => h is Acceptor) > 0;
+
+    private static async Task<string> GetAsync(RawConnection connection, string path)
+    {
+        await connection.SendAsync(RawConnection.Request("GET", path));
+        RawResponse response = await connection.ReadResponseAsync();
+        Assert.Equal(200, response.StatusCode);
+        return response.BodyText;
+    }
+
+    private static async Task<(IoLoopGroup, UringConnection, Socket)> ConnectThroughScriptedRingAsync(
+        RingEngine engine, ScriptedRing?[] holders, LogCollector logs)
+    {
+        using Socket listener = ListenOnLoopback();
+        var options = new UringTransportOptions
+        {
+            Engine = engine,
+            RingCount = 1,
+            DecorateRing = (ring, index) => holders[index] = new ScriptedRing(ring),
+        };
+        IoLoopGroup group = await IoLoopGroup.StartAsync(options, logs.CreateLogger(UringLog.Category));
+        Task<UringConnection> connecting = ConnectOperation.StartAsync(group, listener.LocalEndPoint!, options, CancellationToken.None);
+        Socket peer = await listener.AcceptAsync().WaitAsync(Limits.Step);
+        UringConnection connection = await connecting.WaitAsync(Limits.Step);
+        return (group, connection, peer);
+    }
+
+    private static Socket ListenOnLoopback()
+    {
+        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        socket.Listen(16);
+        return socket;
+    }
+
+    /// <summary>Whether the peer reads the end of the stream (FIN) or a reset within <paramref name="timeout"/>.</summary>
+    private static async Task<bool> PeerSeesTheEndAsync(Socket peer, TimeSpan timeout)
+    {
+        var buffer = new byte[4096];
+        using var cts = new CancellationTokenSource(timeout);
+        try
+        {
+            while (true)
+            {
+                if (await peer.ReceiveAsync(buffer, SocketFlags.None, cts.Token) == 0) return true;
+            }
+        }
+        catch (SocketException)
+        {
+            return true; // reset
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+    }
+
+    private static int CountSockets() => OpenFiles.List().Values.Count(t => t.StartsWith("socket:", StringComparison.Ordinal));
+}
