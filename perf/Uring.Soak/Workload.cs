@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Net;
+using System.Net.Sockets;
 
 namespace Uring.Soak;
 
@@ -25,13 +26,17 @@ internal enum Scenario
     Reset,
 }
 
-/// <summary>Counts for one scenario; failures are answers that were wrong, late or missing.</summary>
+/// <summary>
+/// Counts for one scenario; failures are answers that were wrong, late or missing. Interrupted
+/// counts runs the server cut short (reset or early close) in a tolerant workload; always 0 otherwise.
+/// </summary>
 internal sealed class ScenarioStats
 {
     public long Runs;
     public long Requests;
     public long BytesVerified;
     public long Failures;
+    public long Interrupted;
 }
 
 /// <summary>
@@ -39,6 +44,13 @@ internal sealed class ScenarioStats
 /// they read to its end. Aborts and resets are the client's doing and are not failures; whatever
 /// the server answers after them still is checked, by the next scenario on a new connection.
 /// </summary>
+/// <remarks>
+/// Linked into the transport tests too, which run it against a server whose ring injects faults.
+/// There the workload is <see cref="Tolerant"/>: a connection the server resets or closes early
+/// (the consequence of an injected error) ends its scenario as interrupted, not failed. A wrong
+/// byte, a wrong status or length (an answer to another request), a malformed response, or no
+/// answer within <see cref="ScenarioTimeout"/> is still a failure.
+/// </remarks>
 internal sealed class Workload
 {
     private const int MiB = 1024 * 1024;
@@ -49,8 +61,6 @@ internal sealed class Workload
         (Scenario.Download, 20), (Scenario.Abort, 8), (Scenario.Reset, 7),
     ];
 
-    /// <summary>How long one scenario may take before it counts as a failure (a server that stalls).</summary>
-    private static readonly TimeSpan ScenarioTimeout = TimeSpan.FromSeconds(30);
 
     private readonly IPEndPoint _server;
     private readonly int _seed;
@@ -61,6 +71,15 @@ internal sealed class Workload
         _seed = seed;
     }
 
+    /// <summary>How long one scenario may take before it counts as a failure (a server that stalls). Default: 30 s.</summary>
+    public TimeSpan ScenarioTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// When true, a scenario the server cuts short (connection reset, or closed before the answer
+    /// was complete) counts as <see cref="ScenarioStats.Interrupted"/> instead of a failure.
+    /// </summary>
+    public bool Tolerant { get; init; }
+
     public Dictionary<Scenario, ScenarioStats> Stats { get; } = Enum.GetValues<Scenario>().ToDictionary(s => s, _ => new ScenarioStats());
 
     /// <summary>The first failures, for the report.</summary>
@@ -69,6 +88,16 @@ internal sealed class Workload
     public long TotalFailures => Stats.Values.Sum(s => Interlocked.Read(ref s.Failures));
 
     public long TotalRequests => Stats.Values.Sum(s => Interlocked.Read(ref s.Requests));
+
+    public long TotalInterrupted => Stats.Values.Sum(s => Interlocked.Read(ref s.Interrupted));
+
+    /// <summary>The first interruptions (tolerant mode), for the report.</summary>
+    public ConcurrentQueue<string> InterruptionSamples { get; } = new();
+
+    /// <summary>One line per scenario: runs, requests, bytes verified, interruptions, failures.</summary>
+    public string Describe() => string.Join(Environment.NewLine, Stats.Select(p =>
+        $"{p.Key,-10} runs {p.Value.Runs,5}  requests {p.Value.Requests,6}  verified {p.Value.BytesVerified / 1048576.0,8:F1} MiB  " +
+        $"interrupted {p.Value.Interrupted,4}  failures {p.Value.Failures,3}"));
 
     public Task RunAsync(int workers, CancellationToken stop) =>
         Task.WhenAll(Enumerable.Range(0, workers).Select(w => Task.Run(() => WorkerAsync(w, stop))));
@@ -88,6 +117,12 @@ internal sealed class Workload
             {
                 await RunAsync(scenario, stats, random, timeout.Token);
             }
+            catch (Exception e) when (Tolerant && !timeout.IsCancellationRequested && IsCutShort(e))
+            {
+                Interlocked.Increment(ref stats.Interrupted);
+                if (InterruptionSamples.Count < 20)
+                    InterruptionSamples.Enqueue($"{scenario}: {e.GetType().Name}: {e.Message}");
+            }
             catch (Exception e)
             {
                 Interlocked.Increment(ref stats.Failures);
@@ -96,6 +131,19 @@ internal sealed class Workload
             }
         }
     }
+
+    /// <summary>
+    /// The server reset the connection or closed it before the answer was complete: a socket error,
+    /// or WireConnection's IOException for an early end. Not a wrong answer (InvalidDataException),
+    /// not a stall (the scenario's timeout).
+    /// </summary>
+    private static bool IsCutShort(Exception e) => e switch
+    {
+        SocketException => true,
+        InvalidDataException => false,
+        IOException => true,
+        _ => false,
+    };
 
     private Task RunAsync(Scenario scenario, ScenarioStats stats, Random random, CancellationToken token) => scenario switch
     {
@@ -144,16 +192,26 @@ internal sealed class Workload
             byte[] upload = new byte[random.Next(0, 512 * 1024 + 1)];
             random.NextBytes(upload);
             Task sending = SendUploadAsync(connection, upload, token);
-            ResponseHead head = await connection.ReadHeadAsync(token);
-            if (head.Status != 200 || head.ContentLength != upload.Length)
-                throw new InvalidDataException($"POST /echo of {upload.Length} bytes answered {head.Status} with {head.ContentLength} bytes");
-            int at = 0;
-            await connection.ReadBodyAsync(head.ContentLength, slice =>
+            try
             {
-                if (!slice.SequenceEqual(upload.AsSpan(at, slice.Length)))
-                    throw new InvalidDataException($"POST /echo of {upload.Length} bytes: the echo differs within bytes {at} to {at + slice.Length}");
-                at += slice.Length;
-            }, token);
+                ResponseHead head = await connection.ReadHeadAsync(token);
+                if (head.Status != 200 || head.ContentLength != upload.Length)
+                    throw new InvalidDataException($"POST /echo of {upload.Length} bytes answered {head.Status} with {head.ContentLength} bytes");
+                int at = 0;
+                await connection.ReadBodyAsync(head.ContentLength, slice =>
+                {
+                    if (!slice.SequenceEqual(upload.AsSpan(at, slice.Length)))
+                        throw new InvalidDataException($"POST /echo of {upload.Length} bytes: the echo differs within bytes {at} to {at + slice.Length}");
+                    at += slice.Length;
+                }, token);
+            }
+            catch
+            {
+                // The reading side decides the outcome; the upload then fails too, observed here.
+                _ = sending.ContinueWith(static t => _ = t.Exception, CancellationToken.None,
+                    TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+                throw;
+            }
             await sending;
             Count(stats, upload.Length);
         }
