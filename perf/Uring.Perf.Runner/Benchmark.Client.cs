@@ -23,7 +23,9 @@ internal sealed partial class Benchmark
         var server = servers.FirstOrDefault(s => s.Contender.Name == Contender.Baseline) ?? servers[0];
         record.Supported = true;
         record.ClientSide = true;
-        record.Note = $"Server: the {server.Contender.Name} contender (pinned to CPU {options.ServerCpus}); the client runs pinned to CPU {options.LoadCpus}, " +
+        record.Note = (_place.Unpinned
+                ? $"Server: the {server.Contender.Name} contender, not pinned; the client is not pinned either, "
+                : $"Server: the {server.Contender.Name} contender (pinned to CPU {_place.ServerCpus}); the client runs pinned to CPU {_place.LoadCpus}, ") +
             $"one process per run with {HttpClientLoad.ClientWarmupSeconds} s of load before its measured window. " +
             string.Join("; ", ClientHandler.All.Select(h => $"{h.Name} = {h.Description}")) + ".";
         if (server.Contender.Name != Contender.Baseline)
@@ -32,7 +34,7 @@ internal sealed partial class Benchmark
         }
 
         Say("");
-        Say($"==> {scenario.Name}: {record.Description}; {ClientHandler.All.Count} handlers x {options.Runs} runs x {options.DurationSeconds} s against {server.Contender.Name}");
+        Say($"==> {record.Name}: {record.Description}; {ClientHandler.All.Count} handlers x {options.Runs} runs x {options.DurationSeconds} s against {server.Contender.Name}");
 
         foreach (var handler in ClientHandler.All)
         {
@@ -58,7 +60,7 @@ internal sealed partial class Benchmark
                 {
                     return;
                 }
-                Say($"{_progress.Stamp()} {scenario.Name} run {run}/{options.Runs}: {handler.Name} client ({options.DurationSeconds} s)");
+                Say($"{_progress.Stamp()} {record.Name} run {run}/{options.Runs}: {handler.Name} client ({options.DurationSeconds} s)");
                 var result = Measure(scenario, tool, server, ClientSpec(scenario, server, handler, options.DurationSeconds), run, options.PauseSeconds, countSyscalls: false);
                 if (Stopping)
                 {

@@ -12,8 +12,9 @@ internal sealed class BenchmarkException(string message) : Exception(message);
 
 /// <summary>
 /// The benchmark itself: builds the app, starts every contender, and for each scenario warms
-/// the contenders up and measures them run by run, alternating (A, B, C, A, B, C, ...).
-/// Everything runs on the main thread (see <see cref="ChildProcesses"/>).
+/// the contenders up and measures them run by run, alternating (A, B, C, A, B, C, ...). With
+/// --defaults it does it all again in a second pass, with nothing pinned (see <see cref="Placement"/>).
+/// Every process is started from the main thread (see <see cref="ChildProcesses"/>).
 /// </summary>
 internal sealed partial class Benchmark(RunnerOptions options, string repoRoot, string runDir, RunsFile file) : IDisposable
 {
@@ -28,7 +29,11 @@ internal sealed partial class Benchmark(RunnerOptions options, string repoRoot, 
 
     private readonly Progress _progress = new();
     private readonly List<ServerProcess> _servers = [];
+    private readonly Dictionary<ServerProcess, ContenderRecord> _records = [];
     private readonly HashSet<string> _warm = [];
+    private readonly HashSet<int> _ports = [];
+    private int _nextPort = options.BasePort;
+    private Placement _place = options.Passes[0];
     private LoadTools _tools = null!;
     private SyscallCounter? _syscalls;
 
@@ -47,18 +52,33 @@ internal sealed partial class Benchmark(RunnerOptions options, string repoRoot, 
     {
         BuildApp();
         FindTools();
-        StartServers();
-        if (Stopping)
-        {
-            return;
-        }
+        FileLimit.RaiseOwn(FileLimit.Wanted); // the idle scenario's client sockets are this process's
 
         var scenarios = options.Scenarios;
-        for (int i = 0; i < scenarios.Count && !Stopping; i++)
+        var passes = options.Passes;
+        double passSeconds = scenarios.Select((s, k) => PlannedSeconds(s, firstScenario: k == 0)).Sum();
+        for (int p = 0; p < passes.Count && !Stopping; p++)
         {
-            _progress.SetLeft(scenarios.Skip(i).Select((s, k) => PlannedSeconds(s, firstScenario: i + k == 0)).Sum());
-            RunScenario(scenarios[i]);
-            ResultWriter.Write(file, runDir); // partial results survive a crash
+            _place = passes[p];
+            _warm.Clear(); // each pass starts its own servers
+            if (passes.Count > 1 || _place.Unpinned)
+            {
+                Say("");
+                Say($"==> pass {p + 1}/{passes.Count}: {_place.Describe()}");
+            }
+            // The idle scenario starts a fresh server per contender and run: it needs none of these.
+            if (scenarios.Any(s => s.Kind != ScenarioKind.Idle))
+            {
+                StartServers();
+            }
+            for (int i = 0; i < scenarios.Count && !Stopping; i++)
+            {
+                double left = scenarios.Skip(i).Select((s, k) => PlannedSeconds(s, firstScenario: i + k == 0)).Sum();
+                _progress.SetLeft(left + (passes.Count - p - 1) * passSeconds);
+                RunScenario(scenarios[i]);
+                ResultWriter.Write(file, runDir); // partial results survive a crash
+            }
+            StopServers();
         }
     }
 
@@ -134,8 +154,7 @@ internal sealed partial class Benchmark(RunnerOptions options, string repoRoot, 
         string dotnet = ChildProcesses.Which("dotnet") ?? throw new BenchmarkException("dotnet is not on PATH");
         string dll = Path.Combine(repoRoot, AppDll);
         bool h2Endpoint = options.H2cEndpoint && options.Scenarios.Any(s => s.Kind == ScenarioKind.H2c);
-        var taken = new HashSet<int>();
-        int next = options.BasePort;
+        var started = new List<ServerProcess>();
 
         foreach (var contender in options.Contenders)
         {
@@ -143,23 +162,24 @@ internal sealed partial class Benchmark(RunnerOptions options, string repoRoot, 
             {
                 return;
             }
-            int port = ServerProcess.FreePort(next, taken);
-            next = port + 1;
-            int? h2Port = h2Endpoint ? ServerProcess.FreePort(port + 100, taken) : null;
+            int port = NextPort();
+            // Each pass's servers take new ports: the previous pass's may still have connections in TIME_WAIT.
+            int? h2Port = h2Endpoint ? ServerProcess.FreePort(port + 100, _ports) : null;
             string urls = $"http://127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}";
-            string log = Path.Combine(runDir, $"server-{contender.Name}.log");
+            string log = Path.Combine(runDir, $"server-{contender.Name}{(_place.Unpinned ? "-defaults" : "")}.log");
             var record = new ContenderRecord
             {
                 Name = contender.Name,
-                AppArgs = [.. contender.AppArgs(urls, options.Rings)],
+                AppArgs = [.. contender.AppArgs(urls, _place.Rings)],
                 Port = port,
                 H2Port = h2Port,
                 LogFile = Path.GetFileName(log),
+                Unpinned = _place.Unpinned,
             };
             file.Contenders.Add(record);
 
-            Say($"==> starting {contender.Name}: taskset -c {options.ServerCpus} dotnet Uring.Perf.App.dll {string.Join(' ', record.AppArgs)}");
-            var server = ServerProcess.Start(contender, dotnet, dll, options.ServerCpus, options.Rings, port, h2Port, log, out string? error);
+            Say($"==> starting {contender.Name}: {Pinning()}dotnet Uring.Perf.App.dll {string.Join(' ', record.AppArgs)}");
+            var server = ServerProcess.Start(contender, dotnet, dll, _place.ServerCpus, _place.Rings, port, h2Port, log, out string? error);
             if (server is null)
             {
                 record.Error = error;
@@ -170,6 +190,8 @@ internal sealed partial class Benchmark(RunnerOptions options, string repoRoot, 
             record.Pid = server.Pid;
             record.Engine = server.Engine;
             record.EngineLine = server.EngineLine;
+            record.MaxOpenFiles = server.MaxOpenFiles;
+            _records[server] = record;
             if (contender.ExpectedEngine is not null && server.Engine != contender.ExpectedEngine)
             {
                 record.Error = $"engine is {server.Engine ?? "unknown (no engine line logged)"}, expected {contender.ExpectedEngine}";
@@ -177,11 +199,34 @@ internal sealed partial class Benchmark(RunnerOptions options, string repoRoot, 
             }
             Say($"    listening on :{port}{(h2Port is int p ? $" (h2c :{p})" : "")}, pid {server.Pid}{(server.EngineLine is null ? "" : "; " + server.EngineLine)}");
             _servers.Add(server);
+            started.Add(server);
         }
-        if (_servers.Count == 0 && !Stopping)
+        if (started.Count == 0 && !Stopping)
         {
             throw new BenchmarkException("no contender started (see the server-*.log files in " + runDir + ")");
         }
+    }
+
+    /// <summary>"taskset -c 0 " when the servers are pinned, else "".</summary>
+    private string Pinning() => _place.ServerCpus is null ? "" : $"taskset -c {_place.ServerCpus} ";
+
+    /// <summary>A free port none of this run's servers has had.</summary>
+    private int NextPort()
+    {
+        int port = ServerProcess.FreePort(_nextPort, _ports);
+        _nextPort = port + 1;
+        return port;
+    }
+
+    /// <summary>Stops the pass's servers.</summary>
+    private void StopServers()
+    {
+        foreach (var server in _servers)
+        {
+            server.Dispose();
+        }
+        _servers.Clear();
+        _records.Clear();
     }
 
     // ---- scenarios ---------------------------------------------------------------------------
@@ -192,6 +237,10 @@ internal sealed partial class Benchmark(RunnerOptions options, string repoRoot, 
         if (scenario.Kind == ScenarioKind.HttpClient)
         {
             return ClientPlannedSeconds();
+        }
+        if (scenario.Kind == ScenarioKind.Idle)
+        {
+            return IdlePlannedSeconds();
         }
         int n = options.Contenders.Count;
         double warmups = n * (firstScenario ? options.WarmupSeconds : options.ScenarioWarmupSeconds);
@@ -209,11 +258,14 @@ internal sealed partial class Benchmark(RunnerOptions options, string repoRoot, 
     {
         var record = new ScenarioRecord
         {
-            Name = scenario.Name,
+            Name = _place.RecordName(scenario),
             Description = scenario.Describe(),
             Connections = scenario.Connections,
             PipelineDepth = scenario.PipelineDepth,
             Streams = scenario.Streams,
+            Unpinned = _place.Unpinned,
+            Idle = scenario.Kind == ScenarioKind.Idle,
+            PayloadBytes = scenario.PayloadBytes,
         };
         file.Scenarios.Add(record);
 
@@ -228,6 +280,11 @@ internal sealed partial class Benchmark(RunnerOptions options, string repoRoot, 
         if (!file.Machine.LoadTools.Contains(tool.Version))
         {
             file.Machine.LoadTools.Add(tool.Version);
+        }
+        if (scenario.Kind == ScenarioKind.Idle)
+        {
+            RunIdleScenario(scenario, record, tool);
+            return;
         }
         if (servers.Count == 0)
         {
@@ -262,7 +319,7 @@ internal sealed partial class Benchmark(RunnerOptions options, string repoRoot, 
         record.Supported = true;
 
         Say("");
-        Say($"==> {scenario.Name}: {record.Description}; {tool.Name}; {servers.Count} contenders x {options.Runs} runs x {options.DurationSeconds} s");
+        Say($"==> {record.Name}: {record.Description}; {tool.Name}; {servers.Count} contenders x {options.Runs} runs x {options.DurationSeconds} s");
 
         foreach (var server in servers)
         {
@@ -286,7 +343,7 @@ internal sealed partial class Benchmark(RunnerOptions options, string repoRoot, 
                 {
                     result = new RunRecord
                     {
-                        Scenario = scenario.Name,
+                        Scenario = record.Name,
                         Contender = server.Contender.Name,
                         Run = run,
                         Tool = tool.Name,
@@ -297,7 +354,7 @@ internal sealed partial class Benchmark(RunnerOptions options, string repoRoot, 
                 }
                 else
                 {
-                    Say($"{_progress.Stamp()} {scenario.Name} run {run}/{options.Runs}: {server.Contender.Name} ({options.DurationSeconds} s)");
+                    Say($"{_progress.Stamp()} {record.Name} run {run}/{options.Runs}: {server.Contender.Name} ({options.DurationSeconds} s)");
                     result = Measure(scenario, tool, server, Spec(scenario, server, options.DurationSeconds, rate), run, options.PauseSeconds, countSyscalls: true);
                     result.TargetRps = rate?.TargetRps;
                     if (Stopping)
@@ -335,7 +392,7 @@ internal sealed partial class Benchmark(RunnerOptions options, string repoRoot, 
         {
             return;
         }
-        Say($"{_progress.Stamp()} {scenario.Name}: warming up {server.Contender.Name} for {seconds} s{(first ? " (its first load)" : "")}");
+        Say($"{_progress.Stamp()} {_place.RecordName(scenario)}: warming up {server.Contender.Name} for {seconds} s{(first ? " (its first load)" : "")}");
         var r = Measure(scenario, tool, server, Spec(scenario, server, seconds, rate), run: 0, pauseSeconds: 0, countSyscalls: false);
         if (r.Failure is not null || r.Requests == 0)
         {
@@ -404,7 +461,7 @@ internal sealed partial class Benchmark(RunnerOptions options, string repoRoot, 
         else
         {
             double? median = Summary.Median(file.Runs
-                .Where(r => r.Scenario == Scenario.RateReference && r.Contender == reference.Contender.Name && r.Failure is null && r.Requests > 0)
+                .Where(r => r.Scenario == _place.RecordName(Scenario.RateReference) && r.Contender == reference.Contender.Name && r.Failure is null && r.Requests > 0)
                 .Select(r => (double?)r.Rps));
             if (median is double m)
             {
@@ -483,18 +540,22 @@ internal sealed partial class Benchmark(RunnerOptions options, string repoRoot, 
     private LoadSpec Spec(Scenario scenario, ServerProcess server, int seconds, FixedRate? rate) => new(
         server.Url(scenario.Path, h2: scenario.Kind == ScenarioKind.H2c),
         rate?.Connections ?? scenario.Connections,
-        options.LoadCpuList.Count,
+        _place.LoadThreads,
         seconds,
         scenario.PipelineDepth,
         scenario.Streams,
         rate?.DelayMs,
-        rate?.RateRps);
+        rate?.RateRps,
+        Header: scenario.Header,
+        Script: scenario.Script,
+        ScriptEnvironment: scenario.ScriptEnvironment);
 
     // ---- one run -----------------------------------------------------------------------------
 
     /// <summary>
     /// One load run against one server: the load tool pinned to the load CPUs (under perf when
-    /// counting syscalls), with the server's CPU time and both CPU sets' busy time read around it.
+    /// counting syscalls; not pinned in the defaults pass), with the server's CPU time and both
+    /// CPU sets' busy time read around it.
     /// </summary>
     private RunRecord Measure(Scenario scenario, ILoadTool tool, ServerProcess server, LoadSpec spec, int run, double pauseSeconds, bool countSyscalls)
     {
@@ -506,24 +567,24 @@ internal sealed partial class Benchmark(RunnerOptions options, string repoRoot, 
             perfOutput = Path.Combine(Path.GetTempPath(), $"uring-perf-{Environment.ProcessId}-{Guid.NewGuid():N}.csv");
             command = _syscalls.Wrap(server.Pid, perfOutput, command);
         }
-        List<string> args = ["-c", options.LoadCpus, .. ChildCpu.Wrap(command)];
+        IReadOnlyList<string> full = _place.OnLoadCpus(ChildCpu.Wrap(command));
 
         var record = new RunRecord
         {
-            Scenario = scenario.Name,
+            Scenario = _place.RecordName(scenario),
             Contender = server.Contender.Name,
             Run = run,
             Tool = tool.Name,
-            Command = ["taskset", .. args],
+            Command = [.. full],
         };
 
         // The pause lets the previous run's connections wind down, and shows what else the server CPU is doing.
         if (pauseSeconds > 0)
         {
-            var coresBefore = CpuTime.Cores(options.ServerCpuList);
+            var coresBefore = CpuTime.Cores(_place.ServerCpuList);
             long serversBefore = ServersTicks();
             Thread.Sleep(TimeSpan.FromSeconds(pauseSeconds));
-            var coresAfter = CpuTime.Cores(options.ServerCpuList);
+            var coresAfter = CpuTime.Cores(_place.ServerCpuList);
             long serversTicks = ServersTicks() - serversBefore;
             long coreTicks = coresAfter.Total - coresBefore.Total;
             if (coreTicks > 0)
@@ -536,14 +597,14 @@ internal sealed partial class Benchmark(RunnerOptions options, string repoRoot, 
 
         record.StartedUtc = DateTime.UtcNow;
         long? ticksBefore = CpuTime.ProcessTicks(server.Pid);
-        var serverBefore = CpuTime.Cores(options.ServerCpuList);
-        var loadBefore = CpuTime.Cores(options.LoadCpuList);
+        var serverBefore = CpuTime.Cores(_place.ServerCpuList);
+        var loadBefore = CpuTime.Cores(_place.LoadCpuList);
         var clock = Stopwatch.StartNew();
-        var (result, loadToolCpu) = ChildCpu.Split(ChildProcesses.Run("taskset", args, TimeSpan.FromSeconds(spec.DurationSeconds + 30)));
+        var (result, loadToolCpu) = ChildCpu.Split(ChildProcesses.Run(full[0], full.Skip(1), TimeSpan.FromSeconds(spec.DurationSeconds + 30)));
         double wall = clock.Elapsed.TotalSeconds;
         long? ticksAfter = CpuTime.ProcessTicks(server.Pid);
-        var serverAfter = CpuTime.Cores(options.ServerCpuList);
-        var loadAfter = CpuTime.Cores(options.LoadCpuList);
+        var serverAfter = CpuTime.Cores(_place.ServerCpuList);
+        var loadAfter = CpuTime.Cores(_place.LoadCpuList);
 
         var load = invocation.Parse(result);
         long? syscalls = perfOutput is null ? null : SyscallCounter.ReadCount(perfOutput);
@@ -561,7 +622,7 @@ internal sealed partial class Benchmark(RunnerOptions options, string repoRoot, 
         record.ToolSeconds = load.DurationSeconds;
         record.ServerCoresBusyPercent = serverAfter.BusyPercentSince(serverBefore);
         record.LoadCoresBusyPercent = loadAfter.BusyPercentSince(loadBefore);
-        record.LoadToolCpuPercent = loadToolCpu is double cpu ? 100 * cpu / wall / options.LoadCpuList.Count : null;
+        record.LoadToolCpuPercent = loadToolCpu is double cpu ? 100 * cpu / wall / _place.LoadCpuList.Count : null;
         if (ticksBefore is long t0 && ticksAfter is long t1)
         {
             long ticks = t1 - t0;
@@ -588,7 +649,10 @@ internal sealed partial class Benchmark(RunnerOptions options, string repoRoot, 
 
     private void MarkStopped(ServerProcess server)
     {
-        var record = file.Contenders.First(c => c.Name == server.Contender.Name);
+        if (!_records.TryGetValue(server, out var record))
+        {
+            return; // a fresh server of the idle scenario: its run records the failure
+        }
         if (record.Error is null || !record.Error.Contains("exited", StringComparison.Ordinal))
         {
             record.Error = (record.Error is null ? "" : record.Error + "; ") + "the server exited during the benchmark (see " + record.LogFile + ")";
@@ -621,12 +685,5 @@ internal sealed partial class Benchmark(RunnerOptions options, string repoRoot, 
     }
 
     /// <summary>Stops every server.</summary>
-    public void Dispose()
-    {
-        foreach (var server in _servers)
-        {
-            server.Dispose();
-        }
-        _servers.Clear();
-    }
+    public void Dispose() => StopServers();
 }

@@ -25,10 +25,15 @@ internal sealed record Contender(string Name, string Transport, bool Inline, str
     public static Contender? Find(string name) =>
         All.FirstOrDefault(c => string.Equals(c.Name, name, StringComparison.OrdinalIgnoreCase));
 
-    /// <summary>The app's arguments for this contender.</summary>
-    public IReadOnlyList<string> AppArgs(string urls, int rings)
+    /// <summary>The app's arguments for this contender; <paramref name="rings"/> null: no --rings (the transport's default).</summary>
+    public IReadOnlyList<string> AppArgs(string urls, int? rings)
     {
-        var args = new List<string> { "--transport", Transport, "--urls", urls, "--rings", rings.ToString(System.Globalization.CultureInfo.InvariantCulture) };
+        var args = new List<string> { "--transport", Transport, "--urls", urls };
+        if (rings is int n)
+        {
+            args.Add("--rings");
+            args.Add(n.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
         if (Inline)
         {
             args.Add("--inline");

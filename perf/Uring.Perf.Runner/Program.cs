@@ -68,9 +68,12 @@ public static class Program
                 CountSyscalls = options.CountSyscalls,
                 H2cEndpoint = options.H2cEndpoint,
                 CommandLine = [.. args],
+                Passes = [.. options.Passes.Select(p => p.Unpinned ? "defaults" : "pinned")],
+                DefaultsLoadThreads = options.DefaultsPass ? Placement.Defaults().LoadThreads : null,
+                IdleConnections = options.Scenarios.Any(s => s.Kind == ScenarioKind.Idle) ? options.IdleConnections : null,
             },
         };
-        if (options.ServerCpuList.Intersect(options.LoadCpuList).Any())
+        if (options.PinnedPass && options.ServerCpuList.Intersect(options.LoadCpuList).Any())
         {
             file.Notes.Add($"The server CPUs ({options.ServerCpus}) and the load CPUs ({options.LoadCpus}) overlap: server and load generator compete for the same core.");
         }
@@ -81,7 +84,7 @@ public static class Program
 
         Benchmark.Say($"==> Uring.Transport benchmark{(options.Quick ? " (--quick: a smoke run, not results)" : "")}: " +
             $"{string.Join(", ", options.Contenders.Select(c => c.Name))}; {string.Join(", ", options.Scenarios.Select(s => s.Name))}; " +
-            $"{options.Runs} x {options.DurationSeconds} s; server CPU {options.ServerCpus}, load CPU {options.LoadCpus}, rings {options.Rings}");
+            $"{options.Runs} x {options.DurationSeconds} s; {string.Join("; then ", options.Passes.Select(p => p.Describe()))}");
         Benchmark.Say($"    results: {runDir}");
 
         int exitCode = 0;

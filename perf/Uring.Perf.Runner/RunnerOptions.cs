@@ -11,16 +11,40 @@ internal sealed class RunnerOptions
         Starts every contender (a Uring.Perf.App process each, pinned to the server CPU), warms
         each up, then measures them in turn, run by run (A, B, C, A, B, C, ...), for each scenario.
         Writes perf/results/<timestamp>/{report.md,runs.json,chart.svg} and copies them to
-        perf/results/latest/ (a --quick run does not replace a full run there).
+        perf/results/latest/ (a --quick run does not replace a full run there). The report gives
+        each contender's ratios to sockets and, per scenario, uring / uring-epoll (the io_uring
+        engine against the epoll engine: req/s and CPU µs per request).
 
           --contenders LIST   comma-separated; default sockets,uring,uring-epoll.
                               Known: sockets, uring, uring-epoll, sockets-inline, uring-inline.
           --inline            add sockets-inline and uring-inline to the default contenders.
-          --scenarios LIST    comma-separated; default all: plaintext-64, plaintext-256,
-                              plaintext-pipelined-16, json-64, h2-64, fixed-rate, client-64.
+          --scenarios LIST    comma-separated; default all, in this order:
+                                plaintext-64, plaintext-256, plaintext-pipelined-16, json-64,
+                                close-64        GET /plaintext with "Connection: close" (wrk -H),
+                                                64 connections: a new connection per request;
+                                                CPU µs/req (accept + request + close) is the figure.
+                                download-1m-16  GET /bytes?size=1048576 (1 MiB responses), 16 conns.
+                                upload-1m-16    POST /upload, 1 MiB bodies (perf/wrk/upload.lua,
+                                                UPLOAD_BYTES), 16 connections.
+                                h2-64, fixed-rate, client-64,
+                                idle-10k        idle keep-alive memory: per contender and run, a
+                                                fresh server (fd limit raised to 20000; pinned like
+                                                the others in the pinned pass), 2 s of wrk warm-up,
+                                                then 10,000 connections opened from the runner itself,
+                                                one GET each, left idle; reports the server's RSS
+                                                growth (VmRSS, settled) in KiB per connection (and
+                                                MiB in all) in a table of its own, not the req/s one.
+                              close-64, download-1m-16 and upload-1m-16 use wrk whatever --tool
+                              says (-H, a Lua script). They keep the default runs and duration:
+                              even the 1 MiB ones complete thousands of requests per 10 s run.
                               client-64 loads the sockets server with HttpClient (Uring.Perf.Client),
                               default SocketsHttpHandler vs UseUringTransport(), and reports the
                               client's requests/s and CPU µs per request.
+                              Time, 3 contenders, 5 runs x 10 s: each load scenario ~3 min (plus
+                              1.5 min of first warm-up), idle-10k ~2.5 min (15 fresh servers, ~9 s
+                              each): ~12 min for the four new scenarios, ~35 min for all eleven
+                              (the seven older ones took ~23 before); --defaults doubles it. Pick
+                              --scenarios for a shorter run.
           --runs N            measured runs per contender and scenario. Default 5.
           --duration S        seconds per run. Default 10.
           --warmup S          load on each contender's first scenario before measuring. Default 30
@@ -32,6 +56,17 @@ internal sealed class RunnerOptions
           --load-cpu LIST     taskset CPU list for the load generator. Default 1.
           --rings N           uring RingCount and sockets IOQueueCount. Default: the number of
                               server CPUs (1 when the server is pinned to one CPU).
+          --defaults          after the pinned pass, run the chosen scenarios again in a second
+                              pass with the libraries' defaults: nothing pinned (no taskset for the
+                              servers or the load tool), no --rings (uring RingCount = CPU count,
+                              Sockets' own IOQueueCount), the load tool with one thread per CPU
+                              (wrk -t2 on 2 CPUs). The report shows each scenario's pinned table,
+                              then its "defaults (unpinned)" table (runs.json: "<name>@defaults"),
+                              and both rows in the summary. Doubles the run time.
+          --defaults-only     the defaults pass only (no pinned pass).
+          --idle-connections N  idle-10k's connection count. Default 10000 (each is an fd in the
+                              server and one in the runner: the runner and the servers raise their
+                              RLIMIT_NOFILE soft limit to 20000, or to the hard limit if lower).
           --base-port P       first port; contenders take the next free ports. Default 5101.
           --tool T            auto | wrk | bombardier. auto = bombardier when on PATH, else wrk.
                               Pipelined runs always use wrk; h2-64 uses h2load.
@@ -67,6 +102,15 @@ internal sealed class RunnerOptions
     public bool Install { get; private set; } = true;
     public bool SkipBuild { get; private set; }
     public string? OutDir { get; private set; }
+
+    /// <summary>The passes to run: the pinned one (the method) and/or the defaults one (--defaults).</summary>
+    public IReadOnlyList<Placement> Passes { get; private set; } = [];
+
+    /// <summary>--defaults / --defaults-only.</summary>
+    public bool DefaultsPass { get; private set; }
+    public bool PinnedPass { get; private set; } = true;
+
+    public int IdleConnections { get; private set; } = Scenario.IdleDefaultConnections;
 
     /// <summary>--render: the results folder whose report and chart are to be rewritten; nothing is run.</summary>
     public string? RenderDir { get; private set; }
@@ -105,6 +149,15 @@ internal sealed class RunnerOptions
                 case "--server-cpu": o.ServerCpus = line.Value(); break;
                 case "--load-cpu": o.LoadCpus = line.Value(); break;
                 case "--rings": o.Rings = line.Int(1); break;
+                case "--defaults": line.Flag(); o.DefaultsPass = true; break;
+                case "--defaults-only": line.Flag(); o.DefaultsPass = true; o.PinnedPass = false; break;
+                case "--idle-connections":
+                    o.IdleConnections = line.Int(1);
+                    if (o.IdleConnections > 60_000)
+                    {
+                        throw new ArgumentException("--idle-connections: at most 60000 (one local port each, all from 127.0.0.1)");
+                    }
+                    break;
                 case "--base-port": o.BasePort = line.Int(1024); break;
                 case "--tool":
                     o.Tool = line.Value();
@@ -146,7 +199,8 @@ internal sealed class RunnerOptions
                 $"unknown scenario '{n}' (known: {string.Join(", ", Scenario.All.Select(s => s.Name))})"))];
         // Run scenarios in the catalogue's order: fixed-rate needs plaintext-64's result first.
         o.Contenders = [.. o.Contenders.Distinct()];
-        o.Scenarios = [.. Scenario.All.Where(o.Scenarios.Contains)];
+        o.Scenarios = [.. Scenario.All.Where(o.Scenarios.Contains)
+            .Select(sc => sc.Kind == ScenarioKind.Idle ? sc with { Connections = o.IdleConnections } : sc)];
         if (o.Contenders.Count == 0 || o.Scenarios.Count == 0)
         {
             throw new ArgumentException("nothing to run: no contender or no scenario selected");
@@ -166,6 +220,7 @@ internal sealed class RunnerOptions
         {
             o.Rings = o.ServerCpuList.Count;
         }
+        o.Passes = [.. (o.PinnedPass ? new[] { Placement.Pinned(o) } : []), .. (o.DefaultsPass ? new[] { Placement.Defaults() } : [])];
         return o;
     }
 

@@ -12,6 +12,9 @@ namespace Uring.Perf.Runner.Load;
 /// <param name="DelayMs">Fixed rate, wrk: mean pause after each response, per connection.</param>
 /// <param name="RateRps">Fixed rate, bombardier: total requests per second.</param>
 /// <param name="ClientHandler">The client scenario: the HttpClient handler under test.</param>
+/// <param name="Header">An extra request header ("Name: value"), e.g. "Connection: close" (wrk -H).</param>
+/// <param name="Script">A wrk script in perf/wrk/ that makes the request (e.g. upload.lua).</param>
+/// <param name="ScriptEnvironment">Environment variables for the script.</param>
 internal sealed record LoadSpec(
     string Url,
     int Connections,
@@ -21,7 +24,10 @@ internal sealed record LoadSpec(
     int Streams = 1,
     double? DelayMs = null,
     double? RateRps = null,
-    string? ClientHandler = null);
+    string? ClientHandler = null,
+    string? Header = null,
+    string? Script = null,
+    IReadOnlyDictionary<string, string>? ScriptEnvironment = null);
 
 /// <summary>What the load tool measured. Latencies are null where the tool cannot measure them.</summary>
 internal sealed record LoadResult

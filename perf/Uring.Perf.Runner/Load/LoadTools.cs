@@ -26,7 +26,7 @@ internal sealed class LoadTools
         {
             say("--tool bombardier: no HTTP bombardier (codesenberg/bombardier) on PATH; using wrk");
         }
-        bool needsWrk = bombardier is null || options.Scenarios.Any(s => s.Kind == ScenarioKind.Pipelined);
+        bool needsWrk = bombardier is null || options.Scenarios.Any(s => s.NeedsWrk);
 
         string? wrkPath = needsWrk ? Apt.Ensure("wrk", "wrk", options.Install, say) : ChildProcesses.Which("wrk");
         Wrk? wrk = null;
@@ -61,8 +61,9 @@ internal sealed class LoadTools
     {
         ILoadTool? tool = scenario.Kind switch
         {
-            ScenarioKind.Http1 or ScenarioKind.FixedRate => _http1,
-            ScenarioKind.Pipelined => _wrk,
+            _ when scenario.NeedsWrk => _wrk,
+            // The idle scenario opens its connections itself; the tool only warms each fresh server up.
+            ScenarioKind.Http1 or ScenarioKind.FixedRate or ScenarioKind.Idle => _http1,
             ScenarioKind.H2c => _h2load,
             ScenarioKind.HttpClient => _httpClient,
             _ => null,

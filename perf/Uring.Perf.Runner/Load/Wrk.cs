@@ -6,7 +6,9 @@ namespace Uring.Perf.Runner.Load;
 
 /// <summary>
 /// wrk (Debian's 4.1): closed-loop HTTP/1.1, pipelining through perf/wrk/pipeline.lua, paced
-/// load through perf/wrk/fixed-rate.lua. Results are read from its text output (--latency).
+/// load through perf/wrk/fixed-rate.lua, other request shapes through a scenario's own script
+/// (perf/wrk/upload.lua) and extra headers (-H "Connection: close"). Results are read from its
+/// text output (--latency).
 /// </summary>
 internal sealed partial class Wrk(string path, string version, string scriptDir) : ILoadTool
 {
@@ -23,9 +25,22 @@ internal sealed partial class Wrk(string path, string version, string scriptDir)
             "-c", Str(spec.Connections),
             "-d", $"{Str(spec.DurationSeconds)}s",
         };
+        if (spec.Header is not null)
+        {
+            args.Add("-H");
+            args.Add(spec.Header);
+        }
         string? script = null;
         string? scriptArg = null;
-        if (spec.PipelineDepth > 1)
+        if (spec.Script is not null)
+        {
+            if (spec.PipelineDepth > 1 || spec.DelayMs is not null)
+            {
+                throw new InvalidOperationException("a scenario's own wrk script does not combine with pipelining or pacing");
+            }
+            script = spec.Script;
+        }
+        else if (spec.PipelineDepth > 1)
         {
             script = "pipeline.lua";
             scriptArg = Str(spec.PipelineDepth);
@@ -53,6 +68,12 @@ internal sealed partial class Wrk(string path, string version, string scriptDir)
         {
             args.Add("--");
             args.Add(scriptArg);
+        }
+        if (spec.ScriptEnvironment is { Count: > 0 } environment)
+        {
+            // The script reads its settings from the environment: env(1) in front keeps the whole
+            // command one argument list (it runs under taskset, sh and perf).
+            args.InsertRange(0, [ChildProcesses.Which("env") ?? "env", .. environment.Select(kv => $"{kv.Key}={kv.Value}")]);
         }
         bool latency = spec.PipelineDepth <= 1;
         return new LoadInvocation(args, r => Parse(r, latency));

@@ -6,8 +6,10 @@ using System.Net.Sockets;
 namespace Uring.Perf.Runner.Processes;
 
 /// <summary>
-/// One contender's Uring.Perf.App process, pinned with taskset, alive across all of its runs.
-/// Its output goes to a log file in the results folder.
+/// One contender's Uring.Perf.App process, pinned with taskset (unless the pass pins nothing),
+/// alive across all of its runs (the idle scenario starts fresh ones). It starts through sh, which
+/// raises its open-file limit to <see cref="FileLimit.Wanted"/> and execs it. Its output goes to a
+/// log file in the results folder.
 /// </summary>
 internal sealed class ServerProcess : IDisposable
 {
@@ -62,12 +64,20 @@ internal sealed class ServerProcess : IDisposable
     public string Url(string path, bool h2 = false) =>
         $"http://127.0.0.1:{(h2 && H2Port is int p ? p : Port).ToString(CultureInfo.InvariantCulture)}{path}";
 
+    /// <summary>The soft open-file limit the app runs with (from /proc/PID/limits), once it is listening.</summary>
+    public long? MaxOpenFiles { get; private set; }
+
+    /// <summary>The command line that starts the app: sh raising the fd limit, taskset when pinned, dotnet.</summary>
+    public static IReadOnlyList<string> Command(Contender contender, string dotnet, string appDll, string? serverCpus, int? rings, string urls) =>
+        [.. FileLimit.ShellPrefix, .. serverCpus is null ? [] : new[] { "taskset", "-c", serverCpus }, dotnet, appDll, .. contender.AppArgs(urls, rings)];
+
     /// <summary>
     /// Starts the app and waits until it prints "listening on" and answers GET /plaintext.
+    /// <paramref name="serverCpus"/> null: not pinned; <paramref name="rings"/> null: no --rings.
     /// On failure returns null and the reason; the process is stopped.
     /// </summary>
     public static ServerProcess? Start(
-        Contender contender, string dotnet, string appDll, string serverCpus, int rings,
+        Contender contender, string dotnet, string appDll, string? serverCpus, int? rings,
         int port, int? h2Port, string logPath, out string? error)
     {
         string urls = $"http://127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}";
@@ -94,13 +104,14 @@ internal sealed class ServerProcess : IDisposable
         }
 
         var log = new StreamWriter(logPath, append: false) { AutoFlush = true };
-        log.WriteLine($"# {contender.Name}: taskset -c {serverCpus} {dotnet} {appDll} {string.Join(' ', contender.AppArgs(urls, rings))}");
+        var command = Command(contender, dotnet, appDll, serverCpus, rings, urls);
+        log.WriteLine($"# {contender.Name}: {string.Join(' ', command.Skip(FileLimit.ShellPrefix.Count))} (under sh: ulimit -n {FileLimit.Wanted}, then exec)");
         var server = new ServerProcess(contender, port, h2Port, log);
         try
         {
             server._process = ChildProcesses.Start(
-                "taskset",
-                ["-c", serverCpus, dotnet, appDll, .. contender.AppArgs(urls, rings)],
+                command[0],
+                command.Skip(1),
                 line => server.OnLine(line, stderr: false),
                 line => server.OnLine(line, stderr: true),
                 environment);
@@ -117,6 +128,7 @@ internal sealed class ServerProcess : IDisposable
             server.Dispose();
             return null;
         }
+        server.MaxOpenFiles = FileLimit.OfProcess(server.Pid);
         return server;
     }
 

@@ -3,7 +3,11 @@ using System.Text;
 
 namespace Uring.Perf.Runner.Results;
 
-/// <summary>report.md: machine facts, contenders, and one table per scenario.</summary>
+/// <summary>
+/// report.md: machine facts, a summary table (ratios to sockets and uring / uring-epoll), the
+/// contenders, and one table per scenario (the defaults pass's right after the pinned one; the
+/// idle scenario's RSS table its own shape).
+/// </summary>
 internal static class MarkdownReport
 {
     /// <summary>Background load on the server CPUs (measured in the idle pause before a run) above this is flagged.</summary>
@@ -31,7 +35,18 @@ internal static class MarkdownReport
         md.AppendLine($"| Date | {file.StartedUtc:yyyy-MM-dd HH:mm} UTC |");
         md.AppendLine($"| Kernel | {m.Kernel} |");
         md.AppendLine($"| CPU | {m.CpuModel}, {m.LogicalCpus} logical CPUs |");
-        md.AppendLine($"| Pinning | servers on CPU {m.ServerCpus}, load generator on CPU {m.LoadCpus} (taskset); rings {m.Rings} (uring RingCount, sockets IOQueueCount) |");
+        bool pinnedPass = s.Passes is null || s.Passes.Contains("pinned");
+        bool defaultsPass = file.Scenarios.Any(x => x.Unpinned);
+        if (pinnedPass)
+        {
+            md.AppendLine($"| Pinning | servers on CPU {m.ServerCpus}, load generator on CPU {m.LoadCpus} (taskset); rings {m.Rings} (uring RingCount, sockets IOQueueCount) |");
+        }
+        if (defaultsPass)
+        {
+            md.AppendLine($"| {Placement.DefaultsLabel} | the tables and rows so marked: nothing pinned (no taskset for the servers or the load generator), no --rings " +
+                $"(the libraries' defaults: uring RingCount = CPU count, Sockets' own IOQueueCount), the load generator with {s.DefaultsLoadThreads?.ToString(CultureInfo.InvariantCulture) ?? "one"} thread(s) (one per CPU); " +
+                "\"load tool CPU\" is then in % of all CPUs |");
+        }
         md.AppendLine($"| Load tools | {string.Join("; ", m.LoadTools)} |");
         md.AppendLine($"| Syscalls | {m.SyscallCounting} |");
         md.AppendLine($"| .NET | SDK {m.DotnetSdk}, runtime {m.DotnetRuntime}; server GC, Release |");
@@ -63,27 +78,200 @@ internal static class MarkdownReport
             md.AppendLine();
         }
 
+        var ordered = Ordered(file);
+        RenderSummary(md, file, ordered);
+
         md.AppendLine("## Contenders");
         md.AppendLine();
         md.AppendLine("| contender | app arguments | engine | status |");
         md.AppendLine("|---|---|---|---|");
         foreach (var c in file.Contenders)
         {
-            string status = c.Started ? (c.Error is null ? $"ran (pid {c.Pid})" : $"⚠ {c.Error}") : $"⚠ did not start: {c.Error}";
-            md.AppendLine($"| {c.Name} | `{string.Join(' ', c.AppArgs)}` | {Cell(c.EngineLine ?? c.Engine ?? "(Kestrel sockets)")} | {Cell(status)} |");
+            string limit = c.MaxOpenFiles is long n ? $", fd limit {(n == long.MaxValue ? "unlimited" : n.ToString(CultureInfo.InvariantCulture))}" : "";
+            string status = c.Started ? (c.Error is null ? $"ran (pid {c.Pid}{limit})" : $"⚠ {c.Error}") : $"⚠ did not start: {c.Error}";
+            string name = c.Unpinned ? $"{c.Name}, {Placement.DefaultsLabel}" : c.Name;
+            md.AppendLine($"| {name} | `{string.Join(' ', c.AppArgs)}` | {Cell(c.EngineLine ?? c.Engine ?? "(Kestrel sockets)")} | {Cell(status)} |");
+        }
+        if (file.Scenarios.Any(x => x.Idle))
+        {
+            md.AppendLine();
+            md.AppendLine("The idle scenario starts fresh servers with the same arguments on ports of their own (their logs: idle-logs/).");
         }
         md.AppendLine();
 
-        foreach (var scenario in file.Scenarios)
+        foreach (var scenario in ordered)
         {
-            RenderScenario(md, file, scenario);
+            if (scenario.Idle)
+            {
+                RenderIdle(md, file, scenario);
+            }
+            else
+            {
+                RenderScenario(md, file, scenario);
+            }
         }
         return md.ToString();
     }
 
+    /// <summary>The scenario's name as the report shows it: "close-64" or "close-64, defaults (unpinned)".</summary>
+    public static string Title(ScenarioRecord scenario) => scenario.Unpinned ? $"{BaseName(scenario)}, {Placement.DefaultsLabel}" : scenario.Name;
+
+    /// <summary>The scenario's name without the defaults pass's suffix.</summary>
+    public static string BaseName(ScenarioRecord scenario) =>
+        scenario.Unpinned && scenario.Name.EndsWith(Placement.DefaultsSuffix, StringComparison.Ordinal)
+            ? scenario.Name[..^Placement.DefaultsSuffix.Length]
+            : scenario.Name;
+
+    /// <summary>The scenarios in run order, each pinned one followed by its defaults-pass twin.</summary>
+    public static List<ScenarioRecord> Ordered(RunsFile file)
+    {
+        var ordered = new List<ScenarioRecord>();
+        foreach (var scenario in file.Scenarios.Where(x => !x.Unpinned))
+        {
+            ordered.Add(scenario);
+            ordered.AddRange(file.Scenarios.Where(x => x.Unpinned && BaseName(x) == scenario.Name));
+        }
+        ordered.AddRange(file.Scenarios.Where(x => !ordered.Contains(x)));
+        return ordered;
+    }
+
+    /// <summary>
+    /// One row per scenario (and pass): every contender's median req/s and CPU µs/req, the ratios
+    /// to sockets in brackets, and uring / uring-epoll; then the idle scenario's KiB per connection.
+    /// </summary>
+    private static void RenderSummary(StringBuilder md, RunsFile file, List<ScenarioRecord> ordered)
+    {
+        var load = ordered.Where(x => x.Supported && !x.Idle).Select(x => (Scenario: x, Rows: Summary.Of(file, x.Name))).Where(x => x.Rows.Count > 0).ToList();
+        var idle = ordered.Where(x => x.Supported && x.Idle).Select(x => (Scenario: x, Rows: Summary.Idle(file, x.Name))).Where(x => x.Rows.Count > 0).ToList();
+        if (load.Count == 0 && idle.Count == 0)
+        {
+            return;
+        }
+        md.AppendLine("## Summary");
+        md.AppendLine();
+        if (load.Count > 0)
+        {
+            var names = file.Contenders.Select(c => c.Name).Concat(load.SelectMany(x => x.Rows).Select(r => r.Contender)).Distinct()
+                .Where(n => load.Any(x => x.Rows.Any(r => r.Contender == n))).ToList();
+            bool engines = load.Any(x => Summary.Engines(x.Rows) is not null);
+            md.Append("| scenario |");
+            foreach (string n in names)
+            {
+                md.Append(n == Contender.Baseline ? $" {n} req/s |" : $" {n} |");
+            }
+            foreach (string n in names)
+            {
+                md.Append(n == Contender.Baseline ? $" {n} CPU µs/req |" : $" {n} |");
+            }
+            if (engines)
+            {
+                md.Append(" uring / uring-epoll req/s | uring / uring-epoll CPU/req |");
+            }
+            md.AppendLine();
+            md.AppendLine("|---|" + string.Concat(Enumerable.Repeat("--:|", names.Count * 2 + (engines ? 2 : 0))));
+            foreach (var (scenario, rows) in load)
+            {
+                md.Append($"| {Title(scenario)}{(scenario.ClientSide ? " (client's CPU)" : "")} |");
+                foreach (string n in names)
+                {
+                    var r = rows.FirstOrDefault(x => x.Contender == n);
+                    md.Append(r is null ? " |" : n == Contender.Baseline ? $" {Rps(r.MedianRps)} |" : $" {Rps(r.MedianRps)}{Bracket(r.RpsRatio)} |");
+                }
+                foreach (string n in names)
+                {
+                    var r = rows.FirstOrDefault(x => x.Contender == n);
+                    md.Append(r is null ? " |" : n == Contender.Baseline ? $" {Num(r.MedianCpuUsPerRequest, "0.00")} |" : $" {Num(r.MedianCpuUsPerRequest, "0.00")}{Bracket(r.CpuRatio)} |");
+                }
+                if (engines)
+                {
+                    var e = Summary.Engines(rows);
+                    md.Append($" {Ratio(e?.Rps)} | {Ratio(e?.Cpu)} |");
+                }
+                md.AppendLine();
+            }
+            md.AppendLine();
+            md.AppendLine("Brackets: the ratio to sockets (req/s: higher is better; CPU µs/req: lower is better). " +
+                "uring / uring-epoll: the io_uring engine's median divided by the epoll engine's.");
+            md.AppendLine();
+        }
+        if (idle.Count > 0)
+        {
+            var names = file.Contenders.Select(c => c.Name).Distinct().Where(n => idle.Any(x => x.Rows.Any(r => r.Contender == n))).ToList();
+            md.AppendLine("| idle keep-alive memory | " + string.Join(" | ", names.Select(n => n == Contender.Baseline ? $"{n} KiB/conn" : n)) + " | uring / uring-epoll |");
+            md.AppendLine("|---|" + string.Concat(Enumerable.Repeat("--:|", names.Count + 1)));
+            foreach (var (scenario, rows) in idle)
+            {
+                md.Append($"| {Title(scenario)} |");
+                foreach (string n in names)
+                {
+                    var r = rows.FirstOrDefault(x => x.Contender == n);
+                    md.Append(r is null ? " |" : n == Contender.Baseline ? $" {Num(r.MedianKiBPerConnection, "0.0")} |" : $" {Num(r.MedianKiBPerConnection, "0.0")}{Bracket(r.Ratio)} |");
+                }
+                md.AppendLine($" {Ratio(Summary.IdleEngines(rows))} |");
+            }
+            md.AppendLine();
+        }
+    }
+
+    /// <summary>The idle scenario's table: RSS before and after, growth per connection, its ratios.</summary>
+    private static void RenderIdle(StringBuilder md, RunsFile file, ScenarioRecord scenario)
+    {
+        md.AppendLine($"## {Title(scenario)}");
+        md.AppendLine();
+        md.AppendLine($"{scenario.Description}.");
+        if (scenario.Note is not null)
+        {
+            md.AppendLine();
+            md.AppendLine(scenario.Supported ? $"Note: {scenario.Note}" : $"**Not run:** {scenario.Note}");
+        }
+        md.AppendLine();
+        if (!scenario.Supported)
+        {
+            return;
+        }
+        var rows = Summary.Idle(file, scenario.Name);
+        if (rows.Count == 0)
+        {
+            md.AppendLine("No runs.");
+            md.AppendLine();
+            return;
+        }
+        md.AppendLine("| contender | connections | RSS before | RSS with them open | growth | KiB per connection, median | min | max | vs sockets | server fds open | opened in | notes |");
+        md.AppendLine("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|");
+        foreach (var r in rows)
+        {
+            var notes = new List<string>();
+            if (r.FailedRuns > 0)
+            {
+                notes.Add($"⚠ {r.FailedRuns}/{r.Runs} runs failed: {r.FirstFailure}");
+            }
+            if (r.Failures > 0)
+            {
+                notes.Add($"⚠ {r.Failures} connections failed in all: {r.FirstError}");
+            }
+            if (r.RunsNotSettled > 0)
+            {
+                notes.Add($"⚠ the RSS had not settled (within 1 % over 1 s) in {r.RunsNotSettled} run(s): the last read counts");
+            }
+            md.AppendLine($"| {r.Contender} | {Rps(r.MedianConnections)} | {MiB(r.MedianRssBeforeKiB)} | {MiB(r.MedianRssAfterKiB)} | " +
+                $"{Num(r.MedianGrowthMiB, "0.0")} MiB | {Num(r.MedianKiBPerConnection, "0.00")} | {Num(r.MinKiBPerConnection, "0.00")} | {Num(r.MaxKiBPerConnection, "0.00")} | " +
+                $"{Ratio(r.Ratio)} | {Rps(r.MedianFdsAfter)} | {(r.MedianOpenSeconds is double o ? Num(o, "0.0") + " s" : "")} | {Cell(string.Join("; ", notes))} |");
+        }
+        md.AppendLine();
+        if (Summary.IdleEngines(rows) is double engines)
+        {
+            md.AppendLine($"uring / uring-epoll: {Ratio(engines)} the RSS per idle connection.");
+            md.AppendLine();
+        }
+    }
+
+    private static string MiB(double? kib) => kib is double k ? (k / 1024).ToString("0.0", CultureInfo.InvariantCulture) + " MiB" : "";
+
+    private static string Bracket(double? ratio) => ratio is double r ? $" ({Ratio(r)})" : "";
+
     private static void RenderScenario(StringBuilder md, RunsFile file, ScenarioRecord scenario)
     {
-        md.AppendLine($"## {scenario.Name}");
+        md.AppendLine($"## {Title(scenario)}");
         md.AppendLine();
         md.AppendLine($"{scenario.Description}.{(scenario.Tool is null ? "" : $" Load tool: {scenario.Tool}.")}");
         if (scenario.TargetRps is double target)
@@ -140,7 +328,7 @@ internal static class MarkdownReport
             {
                 notes.Add($"⚠ {r.FailedRuns}/{r.Runs} runs failed: {r.FirstFailure}");
             }
-            var contender = client ? null : file.Contenders.FirstOrDefault(c => c.Name == r.Contender);
+            var contender = client ? null : file.Contenders.FirstOrDefault(c => c.Name == r.Contender && c.Unpinned == scenario.Unpinned);
             if (contender?.Error is not null && contender.Started)
             {
                 notes.Add($"⚠ {contender.Error}");
@@ -156,6 +344,22 @@ internal static class MarkdownReport
                 : $"{common}{Num(r.MedianSyscallsPerRequest, "0.00")} | {Percent(r.MedianLoadToolCpu)} | {Cell(string.Join("; ", notes))} |");
         }
         md.AppendLine();
+        var extra = new List<string>();
+        if (!client && Summary.Engines(rows) is EngineRatio e)
+        {
+            extra.Add($"uring / uring-epoll: req/s {Ratio(e.Rps)}, CPU µs/req {Ratio(e.Cpu)}.");
+        }
+        if (scenario.PayloadBytes is long bytes && bytes > 0)
+        {
+            var rates = rows.Where(r => r.MedianRps is not null)
+                .Select(r => $"{r.Contender} {(r.MedianRps!.Value * bytes / (1 << 20)).ToString("#,0", CultureInfo.InvariantCulture)} MiB/s");
+            extra.Add($"Body throughput ({bytes.ToString("#,0", CultureInfo.InvariantCulture)} bytes per request): {string.Join(", ", rates)}.");
+        }
+        foreach (string line in extra)
+        {
+            md.AppendLine(line);
+            md.AppendLine();
+        }
         foreach (string f in footnotes)
         {
             md.AppendLine($"- {Cell(f)}");

@@ -6,7 +6,11 @@ namespace Uring.Perf.Runner.Results;
 /// <summary>Everything one benchmark invocation measured: runs.json.</summary>
 internal sealed class RunsFile
 {
-    public int FormatVersion { get; set; } = 1;
+    /// <summary>
+    /// 2 added the defaults pass (<see cref="ScenarioRecord.Unpinned"/>, ...) and the idle scenario's
+    /// fields; every field added since 1 is optional, so version 1 files still render (--render).
+    /// </summary>
+    public int FormatVersion { get; set; } = 2;
     public bool Quick { get; set; }
 
     /// <summary>True when the run was stopped early (Ctrl-C, a signal): the numbers are partial.</summary>
@@ -69,6 +73,15 @@ internal sealed class RunSettings
     public bool CountSyscalls { get; set; }
     public bool H2cEndpoint { get; set; }
     public List<string> CommandLine { get; set; } = [];
+
+    /// <summary>The passes run: "pinned" (the method), "defaults" (--defaults: nothing pinned, library defaults). Null in older files: pinned only.</summary>
+    public List<string>? Passes { get; set; }
+
+    /// <summary>The defaults pass: load tool threads (one per CPU of the machine).</summary>
+    public int? DefaultsLoadThreads { get; set; }
+
+    /// <summary>The idle scenario's connection count (--idle-connections).</summary>
+    public int? IdleConnections { get; set; }
 }
 
 internal sealed class ContenderRecord
@@ -87,6 +100,12 @@ internal sealed class ContenderRecord
     /// <summary>Why it did not start, or why it stopped during the benchmark.</summary>
     public string? Error { get; set; }
     public string LogFile { get; set; } = "";
+
+    /// <summary>A server of the defaults pass: not pinned, no --rings.</summary>
+    public bool Unpinned { get; set; }
+
+    /// <summary>The soft open-file limit the server ran with (/proc/PID/limits).</summary>
+    public long? MaxOpenFiles { get; set; }
 }
 
 internal sealed class ScenarioRecord
@@ -95,6 +114,15 @@ internal sealed class ScenarioRecord
     public string Description { get; set; } = "";
     public string? Tool { get; set; }
     public bool Supported { get; set; }
+
+    /// <summary>The defaults pass (nothing pinned, library defaults); its name ends in "@defaults".</summary>
+    public bool Unpinned { get; set; }
+
+    /// <summary>The idle keep-alive memory scenario: its rows are RSS figures, not requests/s.</summary>
+    public bool Idle { get; set; }
+
+    /// <summary>Body bytes per request (download: the response's, upload: the request's), for the throughput line.</summary>
+    public long? PayloadBytes { get; set; }
 
     /// <summary>Why it was not run, or what is special about it.</summary>
     public string? Note { get; set; }
@@ -166,6 +194,35 @@ internal sealed class RunRecord
 
     /// <summary>fixed-rate: the rate aimed at.</summary>
     public double? TargetRps { get; set; }
+
+    // ---- the idle scenario (null elsewhere). Requests = connections opened and answered;
+    // SocketErrors = connections that failed to open or were not answered.
+
+    /// <summary>Connections asked for.</summary>
+    public int? IdleConnections { get; set; }
+
+    /// <summary>The server's VmRSS, settled, after its warm-up and before opening the connections.</summary>
+    public long? RssBeforeKiB { get; set; }
+
+    /// <summary>The server's VmRSS, settled, with every connection open and answered.</summary>
+    public long? RssAfterKiB { get; set; }
+
+    /// <summary>(RssAfterKiB - RssBeforeKiB) / connections opened.</summary>
+    public double? RssKiBPerConnection { get; set; }
+
+    /// <summary>The server's open fds (/proc/PID/fd) before and with the connections open.</summary>
+    public int? FdsBefore { get; set; }
+    public int? FdsAfter { get; set; }
+
+    /// <summary>Seconds to open (and get the answer on) every connection.</summary>
+    public double? OpenSeconds { get; set; }
+
+    /// <summary>Seconds the RSS took to settle after the last connection was answered, and whether it did (else the last read counts).</summary>
+    public double? SettleSeconds { get; set; }
+    public bool? Settled { get; set; }
+
+    /// <summary>Seconds until the server's fd count was back near its count before, after the client closed every connection; null if it was not within the bound.</summary>
+    public double? CloseSeconds { get; set; }
 
     [JsonIgnore]
     public bool HasErrors => Non2xx > 0 || SocketErrors > 0;

@@ -29,6 +29,38 @@ internal sealed record ContenderSummary(
     public bool ClientSide { get; init; }
 }
 
+/// <summary>The io_uring engine against the epoll engine in one scenario: uring's medians divided by uring-epoll's.</summary>
+internal sealed record EngineRatio(double? Rps, double? Cpu)
+{
+    public const string IoUring = "uring";
+    public const string Epoll = "uring-epoll";
+}
+
+/// <summary>The medians of one contender's idle-scenario runs, and its ratio to the baseline.</summary>
+internal sealed record IdleSummary(
+    string Contender,
+    int Runs,
+    int FailedRuns,
+    double? MedianConnections,
+    double? MedianRssBeforeKiB,
+    double? MedianRssAfterKiB,
+    double? MedianKiBPerConnection,
+    double? MinKiBPerConnection,
+    double? MaxKiBPerConnection,
+    double? MedianFdsAfter,
+    double? MedianOpenSeconds,
+    int RunsNotSettled,
+    long Failures,
+    string? FirstFailure,
+    string? FirstError)
+{
+    /// <summary>Median growth per connection relative to the baseline's (lower is better).</summary>
+    public double? Ratio { get; init; }
+
+    /// <summary>Median total growth, MiB.</summary>
+    public double? MedianGrowthMiB { get; init; }
+}
+
 internal static class Summary
 {
     /// <summary>
@@ -80,6 +112,64 @@ internal static class Summary
         })];
     }
 
+    /// <summary>uring / uring-epoll for the rows of one scenario; null when either is missing.</summary>
+    public static EngineRatio? Engines(IReadOnlyList<ContenderSummary> rows)
+    {
+        var uring = rows.FirstOrDefault(r => r.Contender == EngineRatio.IoUring);
+        var epoll = rows.FirstOrDefault(r => r.Contender == EngineRatio.Epoll);
+        if (uring is null || epoll is null)
+        {
+            return null;
+        }
+        var ratio = new EngineRatio(Ratio(uring.MedianRps, epoll.MedianRps), Ratio(uring.MedianCpuUsPerRequest, epoll.MedianCpuUsPerRequest));
+        return ratio.Rps is null && ratio.Cpu is null ? null : ratio;
+    }
+
+    /// <summary>One row per contender with runs in the idle scenario, in contender order.</summary>
+    public static List<IdleSummary> Idle(RunsFile file, string scenario)
+    {
+        var names = file.Contenders.Select(c => c.Name)
+            .Concat(file.Runs.Where(r => r.Scenario == scenario).Select(r => r.Contender))
+            .Distinct();
+        var rows = new List<IdleSummary>();
+        foreach (string name in names)
+        {
+            var runs = file.Runs.Where(r => r.Scenario == scenario && r.Contender == name).ToList();
+            if (runs.Count == 0)
+            {
+                continue;
+            }
+            var good = runs.Where(r => r.Failure is null && r.RssKiBPerConnection is not null).ToList();
+            var perConnection = good.Select(r => r.RssKiBPerConnection!.Value).ToList();
+            rows.Add(new IdleSummary(
+                name,
+                runs.Count,
+                runs.Count - good.Count,
+                Median(good.Select(r => (double?)r.Requests)),
+                Median(good.Select(r => (double?)r.RssBeforeKiB)),
+                Median(good.Select(r => (double?)r.RssAfterKiB)),
+                Median(perConnection.Select(v => (double?)v)),
+                perConnection.Count > 0 ? perConnection.Min() : null,
+                perConnection.Count > 0 ? perConnection.Max() : null,
+                Median(good.Select(r => (double?)r.FdsAfter)),
+                Median(good.Select(r => r.OpenSeconds)),
+                good.Count(r => r.Settled == false),
+                runs.Sum(r => r.SocketErrors),
+                runs.FirstOrDefault(r => r.Failure is not null)?.Failure,
+                runs.FirstOrDefault(r => r.ErrorDetail is not null)?.ErrorDetail)
+            {
+                MedianGrowthMiB = Median(good.Select(r => r.RssAfterKiB - r.RssBeforeKiB is long d ? d / 1024.0 : (double?)null)),
+            });
+        }
+        var baseline = rows.FirstOrDefault(r => r.Contender == Contender.Baseline);
+        return [.. rows.Select(r => r with { Ratio = Ratio(r.MedianKiBPerConnection, baseline?.MedianKiBPerConnection) })];
+    }
+
+    /// <summary>uring / uring-epoll of the idle growth per connection; null when either is missing.</summary>
+    public static double? IdleEngines(IReadOnlyList<IdleSummary> rows) =>
+        Ratio(rows.FirstOrDefault(r => r.Contender == EngineRatio.IoUring)?.MedianKiBPerConnection,
+              rows.FirstOrDefault(r => r.Contender == EngineRatio.Epoll)?.MedianKiBPerConnection);
+
     /// <summary>Median of the non-null values; null if there are none.</summary>
     public static double? Median(IEnumerable<double?> values)
     {
@@ -92,6 +182,6 @@ internal static class Summary
         return sorted.Count % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
     }
 
-    private static double? Ratio(double? value, double? baseline) =>
+    public static double? Ratio(double? value, double? baseline) =>
         value is double v && baseline is double b && b > 0 ? v / b : null;
 }

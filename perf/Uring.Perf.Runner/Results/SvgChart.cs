@@ -8,7 +8,8 @@ namespace Uring.Perf.Runner.Results;
 /// chart.svg, written by hand: two panels of grouped bars, median requests/s and median server
 /// CPU µs per request, one group per scenario and one bar per contender. Scenarios differ by an
 /// order of magnitude (pipelining), so each group is scaled to its own largest bar and every bar
-/// carries its number.
+/// carries its number. The idle scenario (memory, not requests) is left out: its table is in the
+/// report. A defaults-pass group is labelled "defaults (unpinned)" under its name.
 /// </summary>
 internal static class SvgChart
 {
@@ -36,13 +37,18 @@ internal static class SvgChart
     {
         // Server contenders, then any other row names (the client scenario's handlers).
         var contenders = file.Contenders.Select(c => c.Name).Concat(file.Runs.Select(r => r.Contender)).Distinct().ToList();
-        var groups = file.Scenarios
+        var groups = MarkdownReport.Ordered(file)
+            .Where(s => !s.Idle)
             .Select(s => (Scenario: s, Rows: s.Supported ? Summary.Of(file, s.Name) : []))
             .ToList();
 
         int groupWidth = Math.Max(1, contenders.Count) * (BarWidth + BarGap) - BarGap;
         int slot = Math.Max(MinGroupSlot, groupWidth + GroupGap);
-        string subtitle = $"{file.StartedUtc:yyyy-MM-dd} · kernel {file.Machine.Kernel} · server CPU {file.Machine.ServerCpus}, load CPU {file.Machine.LoadCpus} · medians of {file.Settings.Runs} runs · bars scaled per scenario";
+        bool pinned = file.Settings.Passes is null || file.Settings.Passes.Contains("pinned");
+        string placement = (pinned ? $"server CPU {file.Machine.ServerCpus}, load CPU {file.Machine.LoadCpus}" : "")
+            + (pinned && groups.Any(g => g.Scenario.Unpinned) ? "; " : "")
+            + (groups.Any(g => g.Scenario.Unpinned) ? $"{Placement.DefaultsLabel}: nothing pinned" : "");
+        string subtitle = $"{file.StartedUtc:yyyy-MM-dd} · kernel {file.Machine.Kernel} · {placement} · medians of {file.Settings.Runs} runs · bars scaled per scenario";
         int width = Math.Max(Left * 2 + subtitle.Length * 6, Left * 2 + groups.Count * slot);
         int height = PanelTop + 2 * PanelHeight + PanelSpacing + 60;
 
@@ -89,7 +95,11 @@ internal static class SvgChart
         foreach (var (scenario, rows) in groups)
         {
             svg.AppendLine(CultureInfo.InvariantCulture, $"""<line x1="{x - 4}" y1="{baseline}" x2="{x + groupWidth + 4}" y2="{baseline}" stroke="#333"/>""");
-            svg.AppendLine(CultureInfo.InvariantCulture, $"""<text x="{x + groupWidth / 2}" y="{baseline + 16}" text-anchor="middle">{Esc(scenario.Name)}</text>""");
+            svg.AppendLine(CultureInfo.InvariantCulture, $"""<text x="{x + groupWidth / 2}" y="{baseline + 16}" text-anchor="middle">{Esc(MarkdownReport.BaseName(scenario))}</text>""");
+            if (scenario.Unpinned)
+            {
+                svg.AppendLine(CultureInfo.InvariantCulture, $"""<text x="{x + groupWidth / 2}" y="{baseline + 28}" text-anchor="middle" font-size="9" fill="#555">{Esc(Placement.DefaultsLabel)}</text>""");
+            }
             double max = rows.Select(value).Where(v => v is not null).Select(v => v!.Value).DefaultIfEmpty(0).Max();
             if (max <= 0)
             {
@@ -107,7 +117,7 @@ internal static class SvgChart
                         continue;
                     }
                     int h = (int)Math.Round((baseline - barTop) * v / max);
-                    svg.AppendLine(CultureInfo.InvariantCulture, $"""<rect x="{bx}" y="{baseline - h}" width="{BarWidth}" height="{h}" fill="{Color(contenders[i], i)}"><title>{Esc($"{contenders[i]} {scenario.Name}: {label(v)}")}</title></rect>""");
+                    svg.AppendLine(CultureInfo.InvariantCulture, $"""<rect x="{bx}" y="{baseline - h}" width="{BarWidth}" height="{h}" fill="{Color(contenders[i], i)}"><title>{Esc($"{contenders[i]} {MarkdownReport.Title(scenario)}: {label(v)}")}</title></rect>""");
                     svg.AppendLine(CultureInfo.InvariantCulture, $"""<text x="{bx + BarWidth / 2}" y="{baseline - h - 4}" text-anchor="middle" font-size="9">{Esc(label(v))}</text>""");
                 }
             }
