@@ -10,7 +10,7 @@
 //   GET /diag                 -> the transport's meter, RSS, fds  application/json (only with --diagnostics)
 //   anything else             -> 404
 //
-// Usage: Uring.Perf.App [--transport sockets|uring|uring-epoll] [--inline] [--urls URLS] [--rings N] [--diagnostics]
+// Usage: Uring.Perf.App [--transport sockets|uring|uring-epoll] [--inline] [--urls URLS] [--rings N] [--diagnostics] [--without F,G]
 
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
@@ -23,16 +23,18 @@ namespace Uring.Perf.App;
 public static class Program
 {
     private const string Usage =
-        "usage: Uring.Perf.App [--transport sockets|uring|uring-epoll] [--inline] [--urls URLS] [--rings N] [--diagnostics]\n" +
+        "usage: Uring.Perf.App [--transport sockets|uring|uring-epoll] [--inline] [--urls URLS] [--rings N] [--diagnostics] [--without F,G]\n" +
         "  --transport  sockets = Kestrel's Sockets transport; uring = io_uring transport (engine Auto);\n" +
         "               uring-epoll = io_uring transport forced onto its epoll engine. Default: uring.\n" +
         "  --inline     run request processing inline on the I/O threads (UnsafePreferInlineScheduling).\n" +
         "  --urls       semicolon-separated listen URLs. Default: http://127.0.0.1:5000\n" +
         "  --rings N    uring: RingCount (I/O loops); sockets: IOQueueCount. Default: transport's own.\n" +
+        "  --without F,G  withhold kernel features F, G (names of Uring.Native.RingFeatures) from the rings,\n" +
+        "               as on a kernel without them: for A/B benchmarks of one feature.\n" +
         "  --diagnostics  serve GET /diag (the Uring.Transport meter's values, RSS, open fds) and log\n" +
         "               warnings and errors from every category (the soak test reads both).";
 
-    private sealed record Settings(string Transport, bool Inline, string Urls, int? Rings, bool Diagnostics);
+    private sealed record Settings(string Transport, bool Inline, string Urls, int? Rings, bool Diagnostics, RingFeatures Without);
 
     private static TransportDiagnostics? s_diagnostics;
 
@@ -40,6 +42,8 @@ public static class Program
     {
         if (!CommandLine.TryParse(args, Usage, ParseArgs, out Settings? settings, out int exitCode))
             return exitCode;
+
+        KernelProbe.Limit &= ~settings.Without;
 
         // Command-line args are parsed here, not handed to the host's configuration.
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
@@ -135,6 +139,7 @@ public static class Program
         string urls = "http://127.0.0.1:5000";
         int? rings = null;
         bool diagnostics = false;
+        RingFeatures without = RingFeatures.None;
 
         var line = new CommandLine(args);
         while (line.MoveNext())
@@ -155,11 +160,16 @@ public static class Program
                     if (string.IsNullOrWhiteSpace(urls)) throw new ArgumentException("--urls must not be empty");
                     break;
                 case "--rings": rings = line.Int(1); break;
+                case "--without":
+                    foreach (string name in line.Value().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+                        without |= Enum.TryParse(name, ignoreCase: true, out RingFeatures f) ? f
+                            : throw new ArgumentException($"--without: '{name}' is not a feature ({string.Join(", ", Enum.GetNames<RingFeatures>())})");
+                    break;
                 default: throw line.Unknown();
             }
         }
 
-        return new Settings(transport, inline, urls, rings, diagnostics);
+        return new Settings(transport, inline, urls, rings, diagnostics, without);
     }
 
     // ---- request handling -------------------------------------------------------------------

@@ -32,6 +32,12 @@ public unsafe interface IRing : IDisposable
     /// </summary>
     RingFeatures Features { get; }
 
+    /// <summary>Operations prepared on this ring so far: a running count, so the last prepare's ticket is this value.</summary>
+    long Prepared { get; }
+
+    /// <summary>Operations the kernel (or the emulation) has taken from the submission queue so far: ticket t was submitted when t &lt;= this.</summary>
+    long Consumed { get; }
+
     /// <summary>Binds the ring to the calling thread and enables it. Call once, on the owning thread.</summary>
     void Enable();
 

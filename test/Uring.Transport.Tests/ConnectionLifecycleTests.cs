@@ -110,6 +110,31 @@ public sealed class ConnectionLifecycleTests(ITestOutputHelper output)
     }
 
     [Theory, Engines]
+    public async Task A_ConnectionClosed_callback_that_throws_is_logged_and_costs_nothing_else(RingEngine engine)
+    {
+        var ran = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var server = await TestServer.StartAsync(engine, TestData.MapPlaintext, output, new ServerSetup
+        {
+            Listen = lo => lo.Use(next => async connection =>
+            {
+                connection.ConnectionClosed.Register(() =>
+                {
+                    ran.TrySetResult();
+                    throw new InvalidOperationException("an application's ConnectionClosed callback failed");
+                });
+                await next(connection);
+            }),
+        });
+        server.Logs.Allow(e => e.EventId.Id == 16);
+
+        await ServerResources.AssertServesAsync(server); // Connection: close: the token fires at the close
+        await ran.Task.WaitAsync(Limits.Step);
+        Assert.True(await Eventually.HoldsAsync(() => server.Logs.Entries.Any(e => e.EventId.Id == 16), Limits.Stop),
+            "The callback's exception was not logged.");
+        await ServerResources.AssertServesAsync(server); // and the process (and server) go on
+    }
+
+    [Theory, Engines]
     public async Task Abort_sends_the_client_a_reset_and_fires_ConnectionClosed(RingEngine engine)
     {
         var connectionClosed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);

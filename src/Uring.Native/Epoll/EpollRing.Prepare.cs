@@ -179,5 +179,6 @@ public sealed unsafe partial class EpollRing
     {
         if (_submissionCount == _submissions.Length) SubmitQueued();
         _submissions[_submissionCount++] = id;
+        _prepared++;
     }
 }

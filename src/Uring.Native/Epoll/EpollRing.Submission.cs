@@ -192,7 +192,10 @@ public sealed unsafe partial class EpollRing
         kept.Tail = tail;
         kept.Flags = (kept.Flags & FdFlags.ReadyListed) | inherited | FdFlags.Orphan;
         for (int op = head; op != 0; op = _ops[op].Next) _ops[op].Fd = keeper;
-        Arm(keeper, ref kept); // ADD reports the readiness that already exists: no edge is lost
+        if (Arm(keeper, ref kept) != 0) // ADD reports the readiness that already exists: no edge is lost
+        {
+            CancelOnFd(keeper, all: true); // nothing would ever wake them on the dup: end them (the last closes it)
+        }
         return true;
     }
 

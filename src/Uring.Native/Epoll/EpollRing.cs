@@ -36,6 +36,7 @@ public sealed unsafe partial class EpollRing : IRing
     private readonly Dictionary<ulong, int> _byUserData = new();
     private readonly int[] _submissions;
     private int _submissionCount;
+    private long _prepared;
     private ProvidedBufferRing?[] _bufferRings = new ProvidedBufferRing?[4];
     private IoVec[]? _fixedBuffers;
     private EpollEvent* _events;
@@ -99,6 +100,12 @@ public sealed unsafe partial class EpollRing : IRing
     /// <inheritdoc />
     /// <remarks>Multishot accept and receive and cancel-any, which the emulation provides itself.</remarks>
     public RingFeatures Features { get; }
+
+    /// <inheritdoc />
+    public long Prepared => _prepared;
+
+    /// <inheritdoc />
+    public long Consumed => _prepared - _submissionCount;
 
     /// <inheritdoc />
     public int SubmissionQueueSize { get; }

@@ -50,6 +50,7 @@ public sealed unsafe partial class IoUringRing : IRing
     private readonly IoUringCqe* _cqes;
     private readonly bool[] _supported = new bool[256];
     private uint _sqeTail;          // our producer index; published to *_sqTail on submit
+    private long _prepared;         // SQEs written so far (64-bit: _sqeTail wraps)
     private Completion[] _backlog = new Completion[16]; // CQEs moved out of the CQ when the kernel answered EBUSY
     private int _backlogHead, _backlogCount;
     private int _enterFd;           // the ring fd, or its registered index (IORING_ENTER_REGISTERED_RING)
@@ -73,10 +74,27 @@ public sealed unsafe partial class IoUringRing : IRing
         bool singleMmap = (p.Features & IORING_FEAT_SINGLE_MMAP) != 0;
         if (singleMmap) _sqRingSize = _cqRingSize = Math.Max(_sqRingSize, _cqRingSize);
 
-        _sqRing = Map(ringFd, _sqRingSize, IORING_OFF_SQ_RING, "mmap(SQ ring)");
-        _cqRing = singleMmap ? _sqRing : Map(ringFd, _cqRingSize, IORING_OFF_CQ_RING, "mmap(CQ ring)");
+        // A mapping holds a reference to the ring: on a failure part-way, undo the ones made.
         _sqesSize = p.SqEntries * (uint)sizeof(IoUringSqe);
-        _sqes = (IoUringSqe*)Map(ringFd, _sqesSize, IORING_OFF_SQES, "mmap(SQEs)");
+        _sqRing = Map(ringFd, _sqRingSize, IORING_OFF_SQ_RING, "mmap(SQ ring)");
+        try
+        {
+            _cqRing = singleMmap ? _sqRing : Map(ringFd, _cqRingSize, IORING_OFF_CQ_RING, "mmap(CQ ring)");
+            try
+            {
+                _sqes = (IoUringSqe*)Map(ringFd, _sqesSize, IORING_OFF_SQES, "mmap(SQEs)");
+            }
+            catch
+            {
+                if (!singleMmap) Libc.munmap(_cqRing, _cqRingSize);
+                throw;
+            }
+        }
+        catch
+        {
+            Libc.munmap(_sqRing, _sqRingSize);
+            throw;
+        }
 
         _sqHead = (uint*)(_sqRing + p.SqOff.Head);
         _sqTail = (uint*)(_sqRing + p.SqOff.Tail);
@@ -110,6 +128,19 @@ public sealed unsafe partial class IoUringRing : IRing
 
     /// <inheritdoc />
     public RingFeatures Features { get; private set; }
+
+    /// <inheritdoc />
+    public long Prepared => _prepared;
+
+    /// <inheritdoc />
+    public long Consumed
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this); // the SQ head is unmapped after Dispose
+            return _prepared - (uint)(_sqeTail - Volatile.Read(ref *_sqHead));
+        }
+    }
 
     /// <summary>The IORING_SETUP_* flags the kernel accepted.</summary>
     public uint SetupFlags { get; }
@@ -310,7 +341,7 @@ public sealed unsafe partial class IoUringRing : IRing
         }
 
         int submitted = 0;
-        while (true)
+        for (int busy = 0; ; )
         {
             int r = Enter(toSubmit, wait, flags, argPtr, argSize);
             if (r >= 0)
@@ -327,10 +358,12 @@ public sealed unsafe partial class IoUringRing : IRing
                     break;
                 case Errno.EBUSY:
                 case Errno.EAGAIN:
-                    // CQ is full (or the kernel is short of memory): make room, then retry without waiting.
+                    // CQ is full (or the kernel is short of memory): make room, then retry without waiting;
+                    // a kernel that keeps refusing is the caller's error to handle, not a spin here.
                     MoveCompletionsToBacklog();
                     wait = 0;
                     if (Unsubmitted == 0 && toSubmit > 0) return submitted;
+                    if (++busy >= 64) return r;
                     break;
                 default:
                     return r;
@@ -426,6 +459,7 @@ public sealed unsafe partial class IoUringRing : IRing
         IoUringSqe* sqe = &_sqes[_sqeTail & _sqMask];
         *sqe = default;
         _sqeTail++;
+        _prepared++;
         return sqe;
     }
 

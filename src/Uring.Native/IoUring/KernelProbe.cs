@@ -263,8 +263,9 @@ public sealed unsafe class KernelProbe
             ring.PrepareRecvMultishot(receiver, buffers.GroupId, 0, token);
             byte one = 1;
             Libc.write(sender, &one, 1);
-            bool ok = WaitOne(ring, token, out Completion c) == 1 && c.Result == 1 && c.HasMore; // EINVAL before 6.0
-            if (c.HasMore) EndMultishot(ring, token, closeResults: false);
+            bool came = WaitOne(ring, token, out Completion c) == 1;
+            bool ok = came && c.Result == 1 && c.HasMore; // EINVAL before 6.0
+            if (!came || c.HasMore) EndMultishot(ring, token, closeResults: false);
             return ok;
         }
         finally
@@ -291,9 +292,10 @@ public sealed unsafe class KernelProbe
             ring.PrepareAcceptMultishot(listener, Linux.SOCK_CLOEXEC, token);
             client = Libc.socket(Linux.AF_UNIX, Linux.SOCK_STREAM | Linux.SOCK_CLOEXEC, 0);
             if (client < 0 || Libc.connect(client, addr, (int)len) < 0) return false;
-            bool ok = WaitOne(ring, token, out Completion c) == 1 && c.Result >= 0 && c.HasMore; // a one-shot accept before 5.19
-            if (c.Result >= 0) Libc.close(c.Result);
-            if (c.HasMore) EndMultishot(ring, token, closeResults: true);
+            bool came = WaitOne(ring, token, out Completion c) == 1;
+            bool ok = came && c.Result >= 0 && c.HasMore; // a one-shot accept before 5.19
+            if (came && c.Result >= 0) Libc.close(c.Result);
+            if (!came || c.HasMore) EndMultishot(ring, token, closeResults: true); // also when it never answered: cancel it
             return ok;
         }
         finally

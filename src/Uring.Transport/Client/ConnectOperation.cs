@@ -72,6 +72,11 @@ internal sealed unsafe class ConnectOperation : ICompletionHandler
             Finish(null);
             return;
         }
+        if (!_loop.IsRunning)
+        {
+            Finish(Stopped("The transport stopped before the connect started."));
+            return;
+        }
         try
         {
             _fd = NativeSocket.CreateStream(SockAddr.FamilyOf(_endPoint));
@@ -86,17 +91,19 @@ internal sealed unsafe class ConnectOperation : ICompletionHandler
 
         try
         {
+            // Owned by this operation until the connect's final completion (the kernel reads it until then).
+            _address = (byte*)NativeMemory.Alloc(SockAddr.MaxSize);
+            int length = SockAddr.Write(_endPoint, new Span<byte>(_address, SockAddr.MaxSize));
             (_slot, _generation) = _loop.AddHandler(this);
+            _loop.Ring.PrepareConnect(_fd, _address, length, Token(OpKind.Connect));
         }
         catch (Exception e)
         {
-            Finish(e); // closes the fd
+            // Nothing reached the kernel: release the slot and the sockaddr, close the fd, fail the task.
+            ReleaseSlotAndAddress();
+            Finish(e);
             return;
         }
-        // Owned by this operation until the connect's final completion (the kernel reads it until then).
-        _address = (byte*)NativeMemory.Alloc(SockAddr.MaxSize);
-        int length = SockAddr.Write(_endPoint, new Span<byte>(_address, SockAddr.MaxSize));
-        _loop.Ring.PrepareConnect(_fd, _address, length, Token(OpKind.Connect));
         _inFlight = true;
     }
 

@@ -100,7 +100,11 @@ internal sealed class Acceptor : ICompletionHandler
                 _cancelling = true;
                 _loop.Ring.PrepareCancel(Token(OpKind.Accept), Token(OpKind.Cancel));
             }
-            if (!_armed) Arm();
+            if (!_armed)
+            {
+                if (_stopping) Finish(); // its last accept (no More) came instead of the cancel's
+                else Arm();
+            }
             return;
         }
 
@@ -131,7 +135,9 @@ internal sealed class Acceptor : ICompletionHandler
     /// </summary>
     public void OnHandlerFault(Exception error)
     {
-        if (!_armed && !_stopping) ArmAfterBackoff(error.GetType().Name);
+        if (_armed) return;
+        if (_stopping) Finish();
+        else ArmAfterBackoff(error.GetType().Name);
     }
 
     private void ArmAfterBackoff(string reason)

@@ -151,6 +151,7 @@ internal sealed class IoLoop : PipeScheduler
     public void RequestStop()
     {
         _stopRequested = true;
+        Interlocked.MemoryBarrier(); // pairs with the loop's sleep flag: it sees the request, or we see it asleep
         if (State == LoopState.Created)
         {
             // Never started (another loop of the group failed first): nothing will ever run here.
@@ -289,8 +290,7 @@ internal sealed class IoLoop : PipeScheduler
         catch (Exception e)
         {
             // Not expected (handlers' faults are caught per completion): end the loop as for a ring fault.
-            _faultReason ??= $"the I/O loop failed: {e.Message}";
-            UringLog.LoopFaulted(_logger, Index, _faultReason, _liveHandlers, e);
+            if (_faultReason is null) Fault($"the I/O loop failed: {e.Message}", e);
         }
         finally
         {
@@ -329,11 +329,11 @@ internal sealed class IoLoop : PipeScheduler
                 if (cancelDeadline != 0 && now > cancelDeadline) return;
             }
 
-            int wait = 1;
-            int timeout = _stopRequested ? 100 : -1;
+            // The sleep flag first (a full fence), then what may have arrived: work, or a stop request
+            // whose waker saw no sleeper. Each side writes, fences, then reads the other's flag.
             Interlocked.Exchange(ref _sleeping, 1);
-            if (!_work.IsEmpty)
-                wait = 0;
+            int wait = _work.IsEmpty ? 1 : 0;
+            int timeout = _stopRequested ? 100 : -1;
             int submitted = _ring!.SubmitAndWait(wait, wait == 0 ? 0 : timeout);
             Volatile.Write(ref _sleeping, 0);
             Now = Environment.TickCount64;
@@ -344,7 +344,7 @@ internal sealed class IoLoop : PipeScheduler
                 // EBADR: the kernel dropped completions, so some operation will never finish.
                 if (submitted == -Errno.EBADR || failures >= FaultAfterFailures)
                 {
-                    Fault($"io_uring_enter failed {failures} time(s) in a row, last with {Errno.Describe(submitted)}");
+                    Fault($"io_uring_enter failed {failures} time(s) in a row, last with {Errno.Describe(submitted)}", null);
                     return;
                 }
             }
@@ -368,12 +368,12 @@ internal sealed class IoLoop : PipeScheduler
         }
     }
 
-    private void Fault(string reason)
+    private void Fault(string reason, Exception? error = null)
     {
         Volatile.Write(ref _faultReason, reason);
         _stopRequested = true;
         SetState(LoopState.Stopping);
-        UringLog.LoopFaulted(_logger, Index, reason, _liveHandlers, null);
+        UringLog.LoopFaulted(_logger, Index, reason, _liveHandlers, error);
     }
 
     private void RunWorkItems()
@@ -411,10 +411,16 @@ internal sealed class IoLoop : PipeScheduler
         }
         catch (Exception e)
         {
-            UringLog.HandlerFailed(_logger, Index, e);
-            try { handler.OnHandlerFault(e); }
-            catch (Exception inner) { UringLog.HandlerFailed(_logger, Index, inner); }
+            HandlerFault(handler, e);
         }
+    }
+
+    // A handler threw: it ends its own work; whatever its fault path throws is logged, never the loop's end.
+    private void HandlerFault(ICompletionHandler handler, Exception error)
+    {
+        UringLog.HandlerFailed(_logger, Index, error);
+        try { handler.OnHandlerFault(error); }
+        catch (Exception inner) { UringLog.HandlerFailed(_logger, Index, inner); }
     }
 
     // Connections parked on ENOBUFS get another recv as buffers come back: at most one per free buffer,
@@ -428,7 +434,14 @@ internal sealed class IoLoop : PipeScheduler
         if (free < 0) free = _bufferCount - _buffersInUse;
         while (free > 0 && _starved.TryDequeue(out UringConnection? connection))
         {
-            if (connection.ResumeReceiving()) free--;
+            try
+            {
+                if (connection.ResumeReceiving()) free--;
+            }
+            catch (Exception e)
+            {
+                HandlerFault(connection, e);
+            }
         }
     }
 
@@ -444,23 +457,30 @@ internal sealed class IoLoop : PipeScheduler
             }
             catch (Exception e)
             {
-                UringLog.HandlerFailed(_logger, Index, e);
-                c.OnHandlerFault(e);
+                HandlerFault(c, e);
             }
         }
         _dirtyInputs.Clear();
     }
 
     /// <summary>
+    /// Whether the kernel took the operation prepared with <paramref name="ticket"/> (see
+    /// <see cref="IRing.Prepared"/>) from the submission queue: a close it never saw closed nothing.
+    /// </summary>
+    public bool KernelTook(long ticket) => ticket <= (_consumedAtTeardown >= 0 ? _consumedAtTeardown : _ring!.Consumed);
+
+    private long _consumedAtTeardown = -1;
+
+    /// <summary>
     /// Submits what the handlers prepared in their last steps (closes above all: an fd whose close
-    /// is only prepared is not closed) and handles what comes back at once. Returns true when some
-    /// handler still has an operation in the kernel.
+    /// is only prepared is not closed) and handles what comes back at once, until nothing new is
+    /// prepared (a few rounds at most). Returns true when some handler still has an operation in the kernel.
     /// </summary>
     private bool FinalSubmit()
     {
         if (_faultReason is not null) return true; // the ring cannot be trusted: assume the worst
         var completions = new Completion[CompletionBatch];
-        for (int round = 0; round < 2; round++)
+        for (int round = 0; round < 8 && (round < 2 || _ring!.Consumed < _ring.Prepared || !_work.IsEmpty); round++)
         {
             _ring!.SubmitAndWait(0, 0);
             int n;
@@ -484,6 +504,9 @@ internal sealed class IoLoop : PipeScheduler
         string reason = _faultReason is null
             ? "The transport stopped before the connection closed."
             : $"The connection's I/O loop failed: {_faultReason}.";
+        // What the kernel took, read before the ring (and its mapped SQ head) goes.
+        try { _consumedAtTeardown = _ring!.Consumed; }
+        catch (ObjectDisposedException) { _consumedAtTeardown = 0; }
         // A failed ring is closed first, so the kernel starts cancelling what it holds (a listener's
         // accept, above all, before the listening socket moves to another loop).
         if (_faultReason is not null) _ring!.Dispose();

@@ -8,7 +8,7 @@ namespace Uring.Transport.Internal;
 /// <summary>
 /// The transport's memory pool: 4 KiB blocks carved from pinned slabs on the pinned object heap, so
 /// the kernel can read and write them without the GC moving anything. Blocks are never freed, only
-/// returned; rentals larger than a block get a one-off pinned array.
+/// returned; rentals larger than a block get a pinned array, a few of each power-of-two size kept for reuse.
 /// </summary>
 internal sealed class PinnedBlockMemoryPool : MemoryPool<byte>
 {
@@ -20,11 +20,18 @@ internal sealed class PinnedBlockMemoryPool : MemoryPool<byte>
     private static readonly ConcurrentBag<object> s_retired = new();
 
     private readonly ConcurrentQueue<Block> _free = new();
+
+    // Rentals above BlockSize: pinned arrays by power-of-two size (8 KiB to 1 MiB), a few of each kept.
+    private const int LargeClasses = 8, LargeKeptPerClass = 32;
+    private readonly ConcurrentQueue<byte[]>[] _large = Enumerable.Range(0, LargeClasses).Select(_ => new ConcurrentQueue<byte[]>()).ToArray();
     private long _rentedBytes;
     private long _allocatedBytes;
     private int _disposed;
 
-    public override int MaxBufferSize => BlockSize;
+    // Above BlockSize, rentals are one-off pinned arrays (Oversized). Reporting a large maximum keeps
+    // Pipe from renting unpinned ArrayPool arrays for big size hints: every segment a send points
+    // into is then ours, pinned, and retirable.
+    public override int MaxBufferSize => 1024 * 1024;
 
     /// <summary>Bytes currently rented out (blocks and oversized rentals).</summary>
     public long RentedBytes => Interlocked.Read(ref _rentedBytes);
@@ -36,12 +43,27 @@ internal sealed class PinnedBlockMemoryPool : MemoryPool<byte>
     {
         ObjectDisposedException.ThrowIf(_disposed != 0, this);
         if (minBufferSize > BlockSize)
-            return new Oversized(this, minBufferSize);
+            return new Oversized(this, RentLarge(minBufferSize));
         if (!_free.TryDequeue(out Block? block))
             block = AllocateSlab();
         block.Rented = true;
         Interlocked.Add(ref _rentedBytes, BlockSize);
         return block;
+    }
+
+    private byte[] RentLarge(int size)
+    {
+        int cls = System.Numerics.BitOperations.Log2(System.Numerics.BitOperations.RoundUpToPowerOf2((uint)size)) - 13; // 8 KiB = class 0
+        if (cls >= LargeClasses) return GC.AllocateUninitializedArray<byte>(size, pinned: true); // beyond 1 MiB: one-off
+        if (_large[cls].TryDequeue(out byte[]? array)) return array;
+        return GC.AllocateUninitializedArray<byte>(1 << (cls + 13), pinned: true);
+    }
+
+    private void ReturnLarge(byte[] array)
+    {
+        if (_disposed != 0 || !System.Numerics.BitOperations.IsPow2(array.Length)) return;
+        int cls = System.Numerics.BitOperations.Log2((uint)array.Length) - 13;
+        if (cls is >= 0 and < LargeClasses && _large[cls].Count < LargeKeptPerClass) _large[cls].Enqueue(array);
     }
 
     private Block AllocateSlab()
@@ -56,8 +78,7 @@ internal sealed class PinnedBlockMemoryPool : MemoryPool<byte>
     private void Return(Block block)
     {
         Interlocked.Add(ref _rentedBytes, -BlockSize);
-        if (block.Retired) s_retired.Add(block);
-        else if (_disposed == 0) _free.Enqueue(block);
+        if (!block.Retired && _disposed == 0) _free.Enqueue(block); // a retired block is rooted already
     }
 
     /// <summary>
@@ -69,8 +90,20 @@ internal sealed class PinnedBlockMemoryPool : MemoryPool<byte>
     {
         foreach (ReadOnlyMemory<byte> segment in memory)
         {
-            if (MemoryMarshal.TryGetMemoryManager(segment, out Block? block)) block.Retired = true;
-            else if (MemoryMarshal.TryGetMemoryManager(segment, out Oversized? oversized)) oversized.Retired = true;
+            if (MemoryMarshal.TryGetMemoryManager(segment, out Block? block))
+            {
+                block.Retired = true;
+                s_retired.Add(block); // rooted now: its owner may never return it
+            }
+            else if (MemoryMarshal.TryGetMemoryManager(segment, out Oversized? oversized))
+            {
+                oversized.Retired = true;
+                s_retired.Add(oversized);
+            }
+            else if (MemoryMarshal.TryGetArray(segment, out ArraySegment<byte> array) && array.Array is { } bytes)
+            {
+                s_retired.Add(bytes); // not ours (a caller's own memory): at least never collected
+            }
         }
     }
 
@@ -122,14 +155,16 @@ internal sealed class PinnedBlockMemoryPool : MemoryPool<byte>
     {
         private readonly PinnedBlockMemoryPool _pool;
         private byte[]? _array;
+        private byte[]? _keep; // a retired rental's array, never let go
+        private int _returned;
 
         public bool Retired;
 
-        public Oversized(PinnedBlockMemoryPool pool, int size)
+        public Oversized(PinnedBlockMemoryPool pool, byte[] array)
         {
             _pool = pool;
-            _array = GC.AllocateUninitializedArray<byte>(size, pinned: true);
-            Interlocked.Add(ref pool._rentedBytes, size);
+            _array = array;
+            Interlocked.Add(ref pool._rentedBytes, array.Length);
         }
 
         public override Span<byte> GetSpan() => _array ?? throw new ObjectDisposedException(nameof(Oversized));
@@ -147,10 +182,12 @@ internal sealed class PinnedBlockMemoryPool : MemoryPool<byte>
 
         protected override void Dispose(bool disposing)
         {
+            if (Interlocked.Exchange(ref _returned, 1) != 0) return;
             byte[]? array = Interlocked.Exchange(ref _array, null);
             if (array is null) return;
             Interlocked.Add(ref _pool._rentedBytes, -array.Length);
-            if (Retired) s_retired.Add(array);
+            if (Retired) _keep = array; // the kernel may still read it: rooted with this (retired, rooted) manager
+            else _pool.ReturnLarge(array);
         }
     }
 }

@@ -95,6 +95,7 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
     private ValueTaskAwaiter<FlushResult> _flushAwaiter;
     private Exception? _shutdownReason;
     private long _lastDataTicks = long.MinValue / 2;
+    private long _closeTicket;            // the ring's ticket of our PrepareClose
 
     public UringConnection(IoLoop loop, int fd, EndPoint? localEndPoint, EndPoint? remoteEndPoint,
         PinnedBlockMemoryPool pool, PipeScheduler applicationScheduler, long? maxReadBufferSize, long? maxWriteBufferSize)
@@ -142,6 +143,8 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
         if (accepted) UringLog.ConnectionAccepted(_loop.Logger, ConnectionId, _loop.Index, RemoteEndPoint);
         ArmRecv();
         _ = SendLoopAsync();
+        // Adopted after the loop's stop began (its AbortAll has run): it closes with the rest.
+        if (!_loop.IsRunning) OnLoopStopping();
     }
 
     public override void Abort(ConnectionAbortedException abortReason)
@@ -282,6 +285,7 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
                     break;
                 case Errno.ECANCELED: // paused by backpressure, switched to bulk, or closing
                     if (_close != CloseState.Open) ReadEnded(_shutdownReason);
+                    else if (!_loop.IsRunning) OnLoopStopping(); // the stop's cancel-everything
                     else ArmRecv();
                     break;
                 case Errno.ECONNRESET:
@@ -333,8 +337,9 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
             return;
         }
 
-        // MaxReadBufferSize reached: stop receiving until the application has read half of it.
-        if (_inputState == InputState.Open) _inputState = InputState.Paused;
+        // MaxReadBufferSize reached: stop receiving until the application has read half of it (a
+        // connection parked on ENOBUFS stops waiting for buffers: the flush's end re-arms it).
+        if (_inputState is InputState.Open or InputState.Starved) _inputState = InputState.Paused;
         _bulk = true;
         CancelRecv();
         _flushAwaiter = flush.GetAwaiter();
@@ -566,8 +571,9 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
         if (_close != CloseState.Closing || _recv != RecvOp.None || _send != SendOp.None || !_outputEnded) return;
         if (_inputState != InputState.Ended) ReadEnded(_shutdownReason);
         if (_resetOnClose) NativeSocket.SetLingerZero(_fd); // close sends RST
-        _close = CloseState.CloseSubmitted;
         _loop.Ring.PrepareClose(_fd, Token(OpKind.Close));
+        _closeTicket = _loop.Ring.Prepared;
+        _close = CloseState.CloseSubmitted;
     }
 
     private void OnClosed()
@@ -587,7 +593,8 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
     public void OnLoopStopped(string reason)
     {
         if (_close is CloseState.Closed or CloseState.Dead) return;
-        bool closeInKernel = _close == CloseState.CloseSubmitted;
+        // Only a close the kernel took may have closed the fd (and freed its number for reuse).
+        bool closeInKernel = _close == CloseState.CloseSubmitted && _loop.KernelTook(_closeTicket);
         _close = CloseState.Dead;
         var error = new ConnectionAbortedException(reason);
         _shutdownReason ??= error;
@@ -630,6 +637,12 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
             try
             {
                 c._connectionClosed.Cancel();
+            }
+            catch (Exception e)
+            {
+                // Application callbacks: one that throws costs nothing but a log line (an unhandled
+                // exception here would end the process).
+                UringLog.ConnectionClosedCallbackFailed(c._loop.Logger, c.ConnectionId, e);
             }
             finally
             {

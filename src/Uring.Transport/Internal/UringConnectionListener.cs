@@ -101,7 +101,7 @@ internal sealed class UringConnectionListener : IConnectionListener
         foreach (var (fd, loop) in fds)
         {
             var acceptor = new Acceptor(this, loop, fd);
-            _acceptors.Add(acceptor);
+            lock (_acceptors) _acceptors.Add(acceptor);
             loop.Post(static a => ((Acceptor)a!).StartOnLoop(), acceptor, static a => ((Acceptor)a!).OnLoopStopped("The I/O loop stopped before the listener started."));
         }
         UringLog.ListenerBound(_group.Logger, EndPoint, _acceptors.Count);

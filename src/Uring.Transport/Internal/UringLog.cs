@@ -39,6 +39,9 @@ internal static partial class UringLog
     [LoggerMessage(15, LogLevel.Debug, "Connection {ConnectionId} closed.")]
     public static partial void ConnectionClosed(ILogger logger, string connectionId);
 
+    [LoggerMessage(16, LogLevel.Error, "Connection {ConnectionId}: a ConnectionClosed callback threw.")]
+    public static partial void ConnectionClosedCallbackFailed(ILogger logger, string connectionId, Exception error);
+
     [LoggerMessage(20, LogLevel.Error, "I/O loop {LoopIndex}: a completion handler failed; only its connection is affected.")]
     public static partial void HandlerFailed(ILogger logger, int loopIndex, Exception error);
 

@@ -17,6 +17,8 @@ internal unsafe class DecoratedRing(IRing inner) : IRing
     public virtual int SubmissionQueueSize => Inner.SubmissionQueueSize;
     public virtual int CompletionQueueSize => Inner.CompletionQueueSize;
     public virtual RingFeatures Features => Inner.Features;
+    public virtual long Prepared => Inner.Prepared;
+    public virtual long Consumed => Inner.Consumed;
 
     public virtual void Enable() => Inner.Enable();
     public virtual bool Supports(IoUringOp opcode) => Inner.Supports(opcode);
