@@ -1,5 +1,5 @@
 // TechEmpower-style benchmark app for Uring.Transport. The endpoints are in
-// perf/Shared/SampleEndpoints.cs (shared with the transport tests), except /diag:
+// perf/Shared/SampleEndpoints.cs (shared with the transport tests), except /diag and /gc:
 //
 //   GET /plaintext            -> "Hello, World!"                 text/plain
 //   GET /json                 -> {"message":"Hello, World!"}    application/json (source-generated System.Text.Json)
@@ -8,9 +8,12 @@
 //   GET /bytes?size=N         -> N bytes of one fixed pattern    application/octet-stream (the large-response benchmark)
 //   POST /upload              -> the body's length, as text      text/plain (the upload benchmark: the body is read and dropped)
 //   GET /diag                 -> the transport's meter, RSS, fds  application/json (only with --diagnostics)
+//   POST /gc                  -> a full, compacting, aggressive   text/plain (only with --gc-endpoint: a benchmark aid,
+//                                GC; then the managed heap size      the idle scenario's GC-normalized memory figure)
+//                                in bytes (GC.GetTotalMemory)
 //   anything else             -> 404
 //
-// Usage: Uring.Perf.App [--transport sockets|uring|uring-epoll] [--inline] [--urls URLS] [--rings N] [--diagnostics] [--without F,G]
+// Usage: Uring.Perf.App [--transport sockets|uring|uring-epoll] [--inline] [--urls URLS] [--rings N] [--diagnostics] [--gc-endpoint] [--without F,G]
 
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
@@ -23,7 +26,7 @@ namespace Uring.Perf.App;
 public static class Program
 {
     private const string Usage =
-        "usage: Uring.Perf.App [--transport sockets|uring|uring-epoll] [--inline] [--urls URLS] [--rings N] [--diagnostics] [--without F,G]\n" +
+        "usage: Uring.Perf.App [--transport sockets|uring|uring-epoll] [--inline] [--urls URLS] [--rings N] [--diagnostics] [--gc-endpoint] [--without F,G]\n" +
         "  --transport  sockets = Kestrel's Sockets transport; uring = io_uring transport (engine Auto);\n" +
         "               uring-epoll = io_uring transport forced onto its epoll engine. Default: uring.\n" +
         "  --inline     run request processing inline on the I/O threads (UnsafePreferInlineScheduling).\n" +
@@ -32,11 +35,17 @@ public static class Program
         "  --without F,G  withhold kernel features F, G (names of Uring.Native.RingFeatures) from the rings,\n" +
         "               as on a kernel without them: for A/B benchmarks of one feature.\n" +
         "  --diagnostics  serve GET /diag (the Uring.Transport meter's values, RSS, open fds) and log\n" +
-        "               warnings and errors from every category (the soak test reads both).";
+        "               warnings and errors from every category (the soak test reads both).\n" +
+        "  --gc-endpoint  serve POST /gc, a benchmark aid: a full blocking, compacting GC in aggressive mode\n" +
+        "               (which decommits what it can), finalizers run, a second such GC; answers 200 with\n" +
+        "               the managed heap size after it, in bytes, as text (the runner's idle scenario uses it).";
 
-    private sealed record Settings(string Transport, bool Inline, string Urls, int? Rings, bool Diagnostics, RingFeatures Without);
+    private sealed record Settings(string Transport, bool Inline, string Urls, int? Rings, bool Diagnostics, bool GcEndpoint, RingFeatures Without);
 
     private static TransportDiagnostics? s_diagnostics;
+
+    /// <summary>--gc-endpoint: POST /gc is served.</summary>
+    private static bool s_gcEndpoint;
 
     public static async Task<int> Main(string[] args)
     {
@@ -44,6 +53,7 @@ public static class Program
             return exitCode;
 
         KernelProbe.Limit &= ~settings.Without;
+        s_gcEndpoint = settings.GcEndpoint;
 
         // Command-line args are parsed here, not handed to the host's configuration.
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
@@ -139,6 +149,7 @@ public static class Program
         string urls = "http://127.0.0.1:5000";
         int? rings = null;
         bool diagnostics = false;
+        bool gcEndpoint = false;
         RingFeatures without = RingFeatures.None;
 
         var line = new CommandLine(args);
@@ -155,6 +166,7 @@ public static class Program
                     break;
                 case "--inline": inline = line.Flag(); break;
                 case "--diagnostics": diagnostics = line.Flag(); break;
+                case "--gc-endpoint": gcEndpoint = line.Flag(); break;
                 case "--urls":
                     urls = line.Value();
                     if (string.IsNullOrWhiteSpace(urls)) throw new ArgumentException("--urls must not be empty");
@@ -169,13 +181,14 @@ public static class Program
             }
         }
 
-        return new Settings(transport, inline, urls, rings, diagnostics, without);
+        return new Settings(transport, inline, urls, rings, diagnostics, gcEndpoint, without);
     }
 
     // ---- request handling -------------------------------------------------------------------
 
     // The endpoints live in perf/Shared/SampleEndpoints.cs (the transport tests serve them too);
-    // only /diag, which needs this process's diagnostics, is answered here.
+    // only /diag, which needs this process's diagnostics, and /gc, a benchmark aid of this app's
+    // own, are answered here.
     private static Task Handle(HttpContext context)
     {
         if (s_diagnostics is not null && HttpMethods.IsGet(context.Request.Method)
@@ -183,6 +196,29 @@ public static class Program
         {
             return s_diagnostics.WriteAsync(context.Response);
         }
+        if (s_gcEndpoint && HttpMethods.IsPost(context.Request.Method)
+            && string.Equals(context.Request.Path.Value, "/gc", StringComparison.Ordinal))
+        {
+            return CollectAsync(context.Response);
+        }
         return SampleEndpoints.Handle(context);
+    }
+
+    /// <summary>
+    /// POST /gc (--gc-endpoint): a full blocking, compacting GC in aggressive mode (it also
+    /// decommits what it can: the gen0 budget, free regions), the finalizers, then another one, so
+    /// that the RSS read next holds the live memory rather than whatever the GC had committed.
+    /// Answers the managed heap size after it, in bytes.
+    /// </summary>
+    private static Task CollectAsync(HttpResponse response)
+    {
+        GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+        GC.WaitForPendingFinalizers();
+        GC.Collect(2, GCCollectionMode.Aggressive, true, true);
+        byte[] body = System.Text.Encoding.ASCII.GetBytes(GC.GetTotalMemory(false).ToString(System.Globalization.CultureInfo.InvariantCulture));
+        response.StatusCode = StatusCodes.Status200OK;
+        response.ContentType = "text/plain";
+        response.ContentLength = body.Length;
+        return response.Body.WriteAsync(body).AsTask();
     }
 }

@@ -24,8 +24,8 @@ internal sealed partial class Benchmark
     /// <summary>At most this long for the server to let go of the closed connections' fds.</summary>
     private const int MaxCloseSeconds = 15;
 
-    /// <summary>Per contender and run: start the server, warm it, settle, open, settle, close.</summary>
-    private const double IdleRunSeconds = 2 + IdleWarmupSeconds + 2 + 1.5 + 2 + 0.5; // ~9 s measured on 2 cores
+    /// <summary>Per contender and run: start the server, warm it, settle, GC and settle, open, settle, GC and settle, close.</summary>
+    private const double IdleRunSeconds = 1.5 + IdleWarmupSeconds + 1 + 1 + 1 + 1 + 1 + 0.5; // ~8.3 s measured on 2 cores (10,000 connections)
 
     private int IdleConnectionCount => options.IdleConnections;
 
@@ -61,7 +61,16 @@ internal sealed partial class Benchmark
         record.Note = $"A fresh server per contender and run ({pinning}, {rings}, started under `ulimit -n {FileLimit.Wanted}`), " +
             $"warmed up with {IdleWarmupSeconds} s of {warmupTool.Name} GET /plaintext over 64 connections, then left to settle. " +
             $"The connections are opened from the runner process ({IdleParallelOpens} at a time; runner RLIMIT_NOFILE {ownLimit?.ToString(CultureInfo.InvariantCulture) ?? "unknown"}), " +
-            "each sends one request and reads its response, then stays open; they are closed (FIN) after the second RSS read.";
+            "each sends one request and reads its response, then stays open; they are closed (FIN) after the second RSS read. " +
+            "**KiB per connection** is the RSS growth as read (settled), so it includes however much of the GC's gen0 budget happens to be committed at each read " +
+            "(about ±1 KiB per connection from one run or build to the next). " +
+            $"**After a full GC**: right after each of those two reads the runner sends one POST /gc on an extra connection of its own (the servers run with `{ServerProcess.GcEndpointArg}`): " +
+            "the app runs `GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true)`, the pending finalizers, and that GC again " +
+            "(aggressive mode decommits what it can), and answers GC.GetTotalMemory(false); the RSS is then read once settled again, and the after-GC figure is " +
+            "the growth of those reads per connection: the memory the connections keep, with far less GC noise. " +
+            "**Managed heap KiB per connection** is the growth of the heap size the app answered, per connection: the managed part of it " +
+            "(pinned buffers on the POH included; native memory, thread stacks and mapped rings are only in the RSS figures). " +
+            "The GC before opening also compacts the heap the connections then grow from, so the as-read figure is not strictly comparable with runs that had no GC.";
         var plaintext = Scenario.Find(Scenario.RateReference)!;
         string appDll = Path.Combine(repoRoot, AppDll);
         string logDir = Path.Combine(runDir, "idle-logs");
@@ -95,6 +104,16 @@ internal sealed partial class Benchmark
                         $"{perConnection:0.00} KiB per connection; server fds {result.FdsBefore} -> {result.FdsAfter}; opened in {result.OpenSeconds:0.0} s" +
                         (result.Settled == false ? $" (⚠ RSS still moving after {MaxSettleSeconds} s)" : ""));
                 }
+                if (result.RssKiBPerConnectionAfterGc is double afterGc)
+                {
+                    Say($"    after a full GC: RSS {Mib(result.RssBeforeGcKiB)} -> {Mib(result.RssAfterGcKiB)} MiB: {afterGc:0.00} KiB per connection; " +
+                        $"managed heap {MibOfBytes(result.HeapBeforeBytes)} -> {MibOfBytes(result.HeapAfterBytes)} MiB: {result.HeapKiBPerConnection:0.00} KiB per connection" +
+                        (result.GcSettled == false ? $" (⚠ RSS still moving after {MaxSettleSeconds} s)" : ""));
+                }
+                if (result.GcError is not null)
+                {
+                    Say($"    ⚠ no after-GC figure: {result.GcError}");
+                }
                 if (result.HasErrors)
                 {
                     Say($"    ⚠ {result.ErrorDetail}");
@@ -120,10 +139,10 @@ internal sealed partial class Benchmark
             Tool = "runner",
             StartedUtc = DateTime.UtcNow,
             IdleConnections = count,
-            Command = [.. ServerProcess.Command(contender, dotnet, appDll, _place.ServerCpus, _place.Rings, urls)],
+            Command = [.. ServerProcess.Command(contender, dotnet, appDll, _place.ServerCpus, _place.Rings, urls, gcEndpoint: true)],
         };
         string log = Path.Combine(logDir, $"server-{contender.Name}{(_place.Unpinned ? "-defaults" : "")}-run{run.ToString(CultureInfo.InvariantCulture)}.log");
-        using var server = ServerProcess.Start(contender, dotnet, appDll, _place.ServerCpus, _place.Rings, port, h2Port: null, log, out string? error);
+        using var server = ServerProcess.Start(contender, dotnet, appDll, _place.ServerCpus, _place.Rings, port, h2Port: null, log, out string? error, gcEndpoint: true);
         if (server is null)
         {
             result.Failure = $"the server did not start: {error} (log: idle-logs/{Path.GetFileName(log)})";
@@ -159,6 +178,22 @@ internal sealed partial class Benchmark
         if (before is null || Stopping)
         {
             result.Failure ??= "the server exited before its RSS was read (see its log)";
+            return result;
+        }
+
+        // The GC-normalized read: a full GC on an extra connection, then the RSS once settled again.
+        var gcBefore = CollectAndSettle(server, port);
+        result.RssBeforeGcKiB = gcBefore.RssKiB;
+        result.HeapBeforeBytes = gcBefore.HeapBytes;
+        result.GcSettled = gcBefore.RssKiB is null ? null : gcBefore.Settled;
+        result.GcError = gcBefore.Error is null ? null : $"before opening the connections: {gcBefore.Error}";
+        if (Stopping)
+        {
+            return result;
+        }
+        if (!server.IsAlive)
+        {
+            result.Failure = "the server exited after POST /gc, before the connections were opened (see its log)";
             return result;
         }
 
@@ -202,6 +237,39 @@ internal sealed partial class Benchmark
                 return result;
             }
             result.RssKiBPerConnection = (double)(after.Value - before.Value) / connections.Opened;
+
+            // The same GC-normalized read with the connections open (skipped if the first one failed).
+            if (gcBefore.Error is null)
+            {
+                var gcAfter = CollectAndSettle(server, port);
+                if (Stopping)
+                {
+                    return result;
+                }
+                result.RssAfterGcKiB = gcAfter.RssKiB;
+                result.HeapAfterBytes = gcAfter.HeapBytes;
+                if (gcAfter.Error is not null)
+                {
+                    result.GcError = $"with the connections open: {gcAfter.Error}";
+                }
+                if (gcAfter.RssKiB is not null)
+                {
+                    result.GcSettled = result.GcSettled == true && gcAfter.Settled;
+                }
+                if (result.RssBeforeGcKiB is long gcRss0 && gcAfter.RssKiB is long gcRss1)
+                {
+                    result.RssKiBPerConnectionAfterGc = (double)(gcRss1 - gcRss0) / connections.Opened;
+                }
+                if (result.HeapBeforeBytes is long heap0 && gcAfter.HeapBytes is long heap1)
+                {
+                    result.HeapKiBPerConnection = (heap1 - heap0) / 1024.0 / connections.Opened;
+                }
+                if (!server.IsAlive)
+                {
+                    result.Failure = "the server exited after POST /gc with the connections open (see its log)";
+                    return result;
+                }
+            }
         }
 
         // The connections are closed: the server should let go of them (bounded wait).
@@ -221,6 +289,25 @@ internal sealed partial class Benchmark
         }
         return result;
     }
+
+    /// <summary>
+    /// One POST /gc (bounded; on a connection of its own), then the RSS once settled again: the RSS,
+    /// the managed heap bytes the server answered, whether the RSS settled, or why there is no figure.
+    /// </summary>
+    private (long? RssKiB, long? HeapBytes, bool Settled, string? Error) CollectAndSettle(ServerProcess server, int port)
+    {
+        var (heap, error) = ServerGc.Collect(port, ChildProcesses.Cancellation.Token);
+        if (heap is null)
+        {
+            return (null, null, false, error);
+        }
+        var (rss, _, settled) = ProcessMemory.Settle(server.Pid, RssTolerance, MaxSettleSeconds, ChildProcesses.Cancellation.Token);
+        return rss is null || !server.IsAlive
+            ? (null, heap, false, "the server exited after POST /gc (see its log)")
+            : (rss, heap, settled, null);
+    }
+
+    private static string MibOfBytes(long? bytes) => bytes is long b ? (b / 1048576.0).ToString("0.0", CultureInfo.InvariantCulture) : "?";
 
     private static string Mib(long? kib) => kib is long k ? (k / 1024.0).ToString("0.0", CultureInfo.InvariantCulture) : "?";
 }

@@ -34,6 +34,13 @@ internal sealed class RunnerOptions
                                                 one GET each, left idle; reports the server's RSS
                                                 growth (VmRSS, settled) in KiB per connection (and
                                                 MiB in all) in a table of its own, not the req/s one.
+                                                Next to it, a GC-normalized figure: the servers run
+                                                with --gc-endpoint, and after each settled read the
+                                                runner POSTs /gc once (on an extra connection): a
+                                                full compacting GC in aggressive mode; the RSS read
+                                                once settled again gives "KiB per connection after
+                                                a full GC", and the managed heap size the app
+                                                answers gives "managed heap KiB per connection".
                               close-64, download-1m-16 and upload-1m-16 use wrk whatever --tool
                               says (-H, a Lua script). They keep the default runs and duration:
                               even the 1 MiB ones complete thousands of requests per 10 s run.

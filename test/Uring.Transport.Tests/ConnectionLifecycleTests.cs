@@ -109,6 +109,30 @@ public sealed class ConnectionLifecycleTests(ITestOutputHelper output)
         output.WriteLine(seen is null ? "RequestAborted fired" : $"{Chain(seen)}: {seen.Message}");
     }
 
+    [Theory]
+    [InlineData(RingEngine.IoUring, true)]
+    [InlineData(RingEngine.IoUring, false)]
+    [InlineData(RingEngine.Epoll, true)]
+    [InlineData(RingEngine.Epoll, false)]
+    public async Task Accepted_connections_have_TCP_NODELAY_as_the_NoDelay_option_says(RingEngine engine, bool noDelay)
+    {
+        var seen = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var server = await TestServer.StartAsync(engine, TestData.MapPlaintext, output, new ServerSetup
+        {
+            Transport = o => o.NoDelay = noDelay,
+            Listen = lo => lo.Use(next => async connection =>
+            {
+                var uring = (Uring.Transport.Internal.UringConnection)connection;
+                seen.TrySetResult(NativeSocket.GetOption(uring.Fd, Linux.IPPROTO_TCP, Linux.TCP_NODELAY));
+                await next(connection);
+            }),
+        });
+
+        await ServerResources.AssertServesAsync(server);
+        int value = await seen.Task.WaitAsync(Limits.Step);
+        Assert.Equal(noDelay, value != 0);
+    }
+
     [Theory, Engines]
     public async Task A_ConnectionClosed_callback_that_throws_is_logged_and_costs_nothing_else(RingEngine engine)
     {

@@ -87,6 +87,37 @@ public sealed class ExhaustionTests(ITestOutputHelper output)
     }
 
     [Theory, Engines]
+    public async Task Receive_buffer_memory_starts_at_one_chunk_and_grows_only_under_load(RingEngine engine)
+    {
+        // More uploads at once than the first chunk has buffers: single-shot or multishot, one batch
+        // of receives takes most of them.
+        const int BufferSize = 8192, Count = 512, Chunk = 64, Uploads = 128, UploadBytes = 256 * 1024;
+        await using TestServer server = await TestServer.StartAsync(engine, app => app.Run(Uring.Perf.SampleEndpoints.Handle), output, new ServerSetup
+        {
+            Transport = o =>
+            {
+                o.RingCount = 1;
+                o.ProvidedBufferCount = Count;
+                o.ProvidedBufferSize = BufferSize;
+            },
+        });
+        IoLoop loop = server.Group.Loops[0];
+        await ServerResources.AssertServesAsync(server);
+        Assert.Equal((long)Chunk * BufferSize, loop.BufferBytes); // idle: the first chunk only
+
+        using HttpClient client = server.CreateClient();
+        byte[] body = TestData.Random(UploadBytes, seed: 7);
+        string[] answers = await Task.WhenAll(Enumerable.Range(0, Uploads).Select(async _ =>
+        {
+            using HttpResponseMessage response = await client.PostAsync("upload", new ByteArrayContent(body));
+            return await response.Content.ReadAsStringAsync();
+        }));
+        output.WriteLine($"receive-buffer memory after {Uploads} concurrent 256 KiB uploads: {loop.BufferBytes / 1024} KiB (at most {Count * BufferSize / 1024} KiB)");
+        Assert.All(answers, a => Assert.Equal(UploadBytes.ToString(CultureInfo.InvariantCulture), a));
+        Assert.InRange(loop.BufferBytes, (long)(Chunk + 1) * BufferSize, (long)Count * BufferSize);
+    }
+
+    [Theory, Engines]
     public async Task While_nobody_accepts_the_accept_queue_holds_at_most_Backlog_and_the_rest_waits_in_the_kernel(RingEngine engine)
     {
         // One loop: its multishot accept may still deliver what the kernel had queued (Backlog + 1)

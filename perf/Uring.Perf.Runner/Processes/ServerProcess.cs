@@ -67,18 +67,26 @@ internal sealed class ServerProcess : IDisposable
     /// <summary>The soft open-file limit the app runs with (from /proc/PID/limits), once it is listening.</summary>
     public long? MaxOpenFiles { get; private set; }
 
-    /// <summary>The command line that starts the app: sh raising the fd limit, taskset when pinned, dotnet.</summary>
-    public static IReadOnlyList<string> Command(Contender contender, string dotnet, string appDll, string? serverCpus, int? rings, string urls) =>
-        [.. FileLimit.ShellPrefix, .. serverCpus is null ? [] : new[] { "taskset", "-c", serverCpus }, dotnet, appDll, .. contender.AppArgs(urls, rings)];
+    /// <summary>The app's flag that makes it serve POST /gc (a full, aggressive GC; answers the managed heap size).</summary>
+    public const string GcEndpointArg = "--gc-endpoint";
+
+    /// <summary>
+    /// The command line that starts the app: sh raising the fd limit, taskset when pinned, dotnet.
+    /// <paramref name="gcEndpoint"/>: the app also serves POST /gc (<see cref="GcEndpointArg"/>; the idle scenario's servers).
+    /// </summary>
+    public static IReadOnlyList<string> Command(Contender contender, string dotnet, string appDll, string? serverCpus, int? rings, string urls, bool gcEndpoint = false) =>
+        [.. FileLimit.ShellPrefix, .. serverCpus is null ? [] : new[] { "taskset", "-c", serverCpus }, dotnet, appDll, .. contender.AppArgs(urls, rings),
+         .. gcEndpoint ? new[] { GcEndpointArg } : []];
 
     /// <summary>
     /// Starts the app and waits until it prints "listening on" and answers GET /plaintext.
-    /// <paramref name="serverCpus"/> null: not pinned; <paramref name="rings"/> null: no --rings.
+    /// <paramref name="serverCpus"/> null: not pinned; <paramref name="rings"/> null: no --rings;
+    /// <paramref name="gcEndpoint"/>: started with <see cref="GcEndpointArg"/>.
     /// On failure returns null and the reason; the process is stopped.
     /// </summary>
     public static ServerProcess? Start(
         Contender contender, string dotnet, string appDll, string? serverCpus, int? rings,
-        int port, int? h2Port, string logPath, out string? error)
+        int port, int? h2Port, string logPath, out string? error, bool gcEndpoint = false)
     {
         string urls = $"http://127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}";
         var environment = new Dictionary<string, string?>
@@ -104,7 +112,7 @@ internal sealed class ServerProcess : IDisposable
         }
 
         var log = new StreamWriter(logPath, append: false) { AutoFlush = true };
-        var command = Command(contender, dotnet, appDll, serverCpus, rings, urls);
+        var command = Command(contender, dotnet, appDll, serverCpus, rings, urls, gcEndpoint);
         log.WriteLine($"# {contender.Name}: {string.Join(' ', command.Skip(FileLimit.ShellPrefix.Count))} (under sh: ulimit -n {FileLimit.Wanted}, then exec)");
         var server = new ServerProcess(contender, port, h2Port, log);
         try

@@ -196,9 +196,12 @@ internal static class MarkdownReport
         }
         if (idle.Count > 0)
         {
-            var names = file.Contenders.Select(c => c.Name).Distinct().Where(n => idle.Any(x => x.Rows.Any(r => r.Contender == n))).ToList();
+            // An idle-only run starts no long-lived contenders (file.Contenders is empty): the rows name them.
+            var names = file.Contenders.Select(c => c.Name).Concat(idle.SelectMany(x => x.Rows).Select(r => r.Contender)).Distinct()
+                .Where(n => idle.Any(x => x.Rows.Any(r => r.Contender == n))).ToList();
             md.AppendLine("| idle keep-alive memory | " + string.Join(" | ", names.Select(n => n == Contender.Baseline ? $"{n} KiB/conn" : n)) + " | uring / uring-epoll |");
             md.AppendLine("|---|" + string.Concat(Enumerable.Repeat("--:|", names.Count + 1)));
+            bool anyAfterGc = false;
             foreach (var (scenario, rows) in idle)
             {
                 md.Append($"| {Title(scenario)} |");
@@ -208,8 +211,25 @@ internal static class MarkdownReport
                     md.Append(r is null ? " |" : n == Contender.Baseline ? $" {Num(r.MedianKiBPerConnection, "0.0")} |" : $" {Num(r.MedianKiBPerConnection, "0.0")}{Bracket(r.Ratio)} |");
                 }
                 md.AppendLine($" {Ratio(Summary.IdleEngines(rows))} |");
+                if (Summary.HasAfterGc(rows))
+                {
+                    anyAfterGc = true;
+                    md.Append($"| {Title(scenario)}, after a full GC |");
+                    foreach (string n in names)
+                    {
+                        var r = rows.FirstOrDefault(x => x.Contender == n);
+                        md.Append(r is null ? " |" : n == Contender.Baseline ? $" {Num(r.MedianKiBPerConnectionAfterGc, "0.0")} |" : $" {Num(r.MedianKiBPerConnectionAfterGc, "0.0")}{Bracket(r.RatioAfterGc)} |");
+                    }
+                    md.AppendLine($" {Ratio(Summary.IdleEnginesAfterGc(rows))} |");
+                }
             }
             md.AppendLine();
+            if (anyAfterGc)
+            {
+                md.AppendLine("KiB of server RSS per idle connection (brackets: the ratio to sockets; lower is better): as read once the RSS settled, " +
+                    "and (\"after a full GC\") read again after the server ran a full compacting, aggressive GC, which leaves out most of the GC's timing noise.");
+                md.AppendLine();
+            }
         }
     }
 
@@ -236,8 +256,11 @@ internal static class MarkdownReport
             md.AppendLine();
             return;
         }
-        md.AppendLine("| contender | connections | RSS before | RSS with them open | growth | KiB per connection, median | min | max | vs sockets | server fds open | opened in | notes |");
-        md.AppendLine("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|");
+        bool gc = Summary.HasAfterGc(rows);
+        md.AppendLine("| contender | connections | RSS before | RSS with them open | growth | KiB per connection, median | min | max | vs sockets | " +
+            (gc ? "RSS after a full GC, before → open | KiB per connection after a full GC, median | after-GC min | after-GC max | after-GC vs sockets | managed heap KiB per connection, median | heap vs sockets | " : "") +
+            "server fds open | opened in | notes |");
+        md.AppendLine("|---|--:|--:|--:|--:|--:|--:|--:|--:|" + (gc ? "--:|--:|--:|--:|--:|--:|--:|" : "") + "--:|--:|---|");
         foreach (var r in rows)
         {
             var notes = new List<string>();
@@ -253,14 +276,39 @@ internal static class MarkdownReport
             {
                 notes.Add($"⚠ the RSS had not settled (within 1 % over 1 s) in {r.RunsNotSettled} run(s): the last read counts");
             }
+            if (gc && r.RunsWithoutGc > 0)
+            {
+                notes.Add($"⚠ no after-GC figure in {r.RunsWithoutGc} run(s): {r.FirstGcError ?? "not measured"}");
+            }
+            if (gc && r.RunsNotSettledAfterGc > 0)
+            {
+                notes.Add($"⚠ the RSS had not settled after a GC in {r.RunsNotSettledAfterGc} run(s): the last read counts");
+            }
+            string afterGc = !gc ? "" :
+                $"{(r.MedianRssBeforeGcKiB is null ? "" : $"{MiB(r.MedianRssBeforeGcKiB)} → {MiB(r.MedianRssAfterGcKiB)}")} | " +
+                $"{Num(r.MedianKiBPerConnectionAfterGc, "0.00")} | {Num(r.MinKiBPerConnectionAfterGc, "0.00")} | {Num(r.MaxKiBPerConnectionAfterGc, "0.00")} | {Ratio(r.RatioAfterGc)} | " +
+                $"{Num(r.MedianHeapKiBPerConnection, "0.00")} | {Ratio(r.HeapRatio)} | ";
             md.AppendLine($"| {r.Contender} | {Rps(r.MedianConnections)} | {MiB(r.MedianRssBeforeKiB)} | {MiB(r.MedianRssAfterKiB)} | " +
                 $"{Num(r.MedianGrowthMiB, "0.0")} MiB | {Num(r.MedianKiBPerConnection, "0.00")} | {Num(r.MinKiBPerConnection, "0.00")} | {Num(r.MaxKiBPerConnection, "0.00")} | " +
-                $"{Ratio(r.Ratio)} | {Rps(r.MedianFdsAfter)} | {(r.MedianOpenSeconds is double o ? Num(o, "0.0") + " s" : "")} | {Cell(string.Join("; ", notes))} |");
+                $"{Ratio(r.Ratio)} | {afterGc}{Rps(r.MedianFdsAfter)} | {(r.MedianOpenSeconds is double o ? Num(o, "0.0") + " s" : "")} | {Cell(string.Join("; ", notes))} |");
         }
         md.AppendLine();
+        var engineParts = new List<string>();
         if (Summary.IdleEngines(rows) is double engines)
         {
-            md.AppendLine($"uring / uring-epoll: {Ratio(engines)} the RSS per idle connection.");
+            engineParts.Add($"{Ratio(engines)} the RSS per idle connection");
+        }
+        if (gc && Summary.IdleEnginesAfterGc(rows) is double enginesAfterGc)
+        {
+            engineParts.Add($"{Ratio(enginesAfterGc)} after a full GC");
+        }
+        if (gc && Summary.IdleEnginesHeap(rows) is double enginesHeap)
+        {
+            engineParts.Add($"{Ratio(enginesHeap)} the managed heap per connection");
+        }
+        if (engineParts.Count > 0)
+        {
+            md.AppendLine($"uring / uring-epoll: {string.Join("; ", engineParts)}.");
             md.AppendLine();
         }
     }

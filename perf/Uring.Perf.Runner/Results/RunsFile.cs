@@ -8,9 +8,10 @@ internal sealed class RunsFile
 {
     /// <summary>
     /// 2 added the defaults pass (<see cref="ScenarioRecord.Unpinned"/>, ...) and the idle scenario's
-    /// fields; every field added since 1 is optional, so version 1 files still render (--render).
+    /// fields; 3 the idle scenario's after-a-full-GC fields (<see cref="RunRecord.RssKiBPerConnectionAfterGc"/>, ...).
+    /// Every field added since 1 is optional, so version 1 and 2 files still render (--render).
     /// </summary>
-    public int FormatVersion { get; set; } = 2;
+    public int FormatVersion { get; set; } = 3;
     public bool Quick { get; set; }
 
     /// <summary>True when the run was stopped early (Ctrl-C, a signal): the numbers are partial.</summary>
@@ -209,6 +210,32 @@ internal sealed class RunRecord
 
     /// <summary>(RssAfterKiB - RssBeforeKiB) / connections opened.</summary>
     public double? RssKiBPerConnection { get; set; }
+
+    // The GC-normalized figures (format 3; null in older files): after each settled read above,
+    // one POST /gc (the app's --gc-endpoint: full blocking, compacting, aggressive GCs), then the
+    // RSS read again once settled. Null also when the GC request failed (see GcError).
+
+    /// <summary>The server's VmRSS before opening the connections, settled again after a full GC (which followed <see cref="RssBeforeKiB"/>).</summary>
+    public long? RssBeforeGcKiB { get; set; }
+
+    /// <summary>The server's VmRSS with every connection open, settled again after a full GC (which followed <see cref="RssAfterKiB"/>).</summary>
+    public long? RssAfterGcKiB { get; set; }
+
+    /// <summary>The managed heap size (GC.GetTotalMemory after the GCs) the server answered, before opening the connections and with them open.</summary>
+    public long? HeapBeforeBytes { get; set; }
+    public long? HeapAfterBytes { get; set; }
+
+    /// <summary>(RssAfterGcKiB - RssBeforeGcKiB) / connections opened.</summary>
+    public double? RssKiBPerConnectionAfterGc { get; set; }
+
+    /// <summary>(HeapAfterBytes - HeapBeforeBytes) / 1024 / connections opened: the managed heap's growth per connection.</summary>
+    public double? HeapKiBPerConnection { get; set; }
+
+    /// <summary>Whether the RSS settled after both GCs (else the last read counts).</summary>
+    public bool? GcSettled { get; set; }
+
+    /// <summary>Why an after-GC figure is missing (the GC request failed, the server exited), else null.</summary>
+    public string? GcError { get; set; }
 
     /// <summary>The server's open fds (/proc/PID/fd) before and with the connections open.</summary>
     public int? FdsBefore { get; set; }

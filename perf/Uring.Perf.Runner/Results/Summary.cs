@@ -59,6 +59,29 @@ internal sealed record IdleSummary(
 
     /// <summary>Median total growth, MiB.</summary>
     public double? MedianGrowthMiB { get; init; }
+
+    // After a full GC (runs.json format 3; null for older files and runs whose GC request failed).
+
+    /// <summary>Growth per connection of the RSS read after a full GC: median, min, max, and the median's ratio to the baseline's.</summary>
+    public double? MedianKiBPerConnectionAfterGc { get; init; }
+    public double? MinKiBPerConnectionAfterGc { get; init; }
+    public double? MaxKiBPerConnectionAfterGc { get; init; }
+    public double? RatioAfterGc { get; init; }
+
+    /// <summary>Median RSS (before opening, with the connections open) after a full GC.</summary>
+    public double? MedianRssBeforeGcKiB { get; init; }
+    public double? MedianRssAfterGcKiB { get; init; }
+
+    /// <summary>Managed heap growth per connection (after the full GCs): median and its ratio to the baseline's.</summary>
+    public double? MedianHeapKiBPerConnection { get; init; }
+    public double? HeapRatio { get; init; }
+
+    /// <summary>Good runs (an as-read figure) without an after-GC figure, and the first reason.</summary>
+    public int RunsWithoutGc { get; init; }
+    public string? FirstGcError { get; init; }
+
+    /// <summary>Runs whose RSS had not settled after a GC.</summary>
+    public int RunsNotSettledAfterGc { get; init; }
 }
 
 internal static class Summary
@@ -159,16 +182,44 @@ internal static class Summary
                 runs.FirstOrDefault(r => r.ErrorDetail is not null)?.ErrorDetail)
             {
                 MedianGrowthMiB = Median(good.Select(r => r.RssAfterKiB - r.RssBeforeKiB is long d ? d / 1024.0 : (double?)null)),
+                MedianKiBPerConnectionAfterGc = Median(good.Select(r => r.RssKiBPerConnectionAfterGc)),
+                MinKiBPerConnectionAfterGc = good.Min(r => r.RssKiBPerConnectionAfterGc),
+                MaxKiBPerConnectionAfterGc = good.Max(r => r.RssKiBPerConnectionAfterGc),
+                MedianRssBeforeGcKiB = Median(good.Where(r => r.RssKiBPerConnectionAfterGc is not null).Select(r => (double?)r.RssBeforeGcKiB)),
+                MedianRssAfterGcKiB = Median(good.Where(r => r.RssKiBPerConnectionAfterGc is not null).Select(r => (double?)r.RssAfterGcKiB)),
+                MedianHeapKiBPerConnection = Median(good.Select(r => r.HeapKiBPerConnection)),
+                RunsWithoutGc = good.Count(r => r.RssKiBPerConnectionAfterGc is null),
+                FirstGcError = good.FirstOrDefault(r => r.GcError is not null)?.GcError,
+                RunsNotSettledAfterGc = good.Count(r => r.GcSettled == false),
             });
         }
         var baseline = rows.FirstOrDefault(r => r.Contender == Contender.Baseline);
-        return [.. rows.Select(r => r with { Ratio = Ratio(r.MedianKiBPerConnection, baseline?.MedianKiBPerConnection) })];
+        return [.. rows.Select(r => r with
+        {
+            Ratio = Ratio(r.MedianKiBPerConnection, baseline?.MedianKiBPerConnection),
+            RatioAfterGc = Ratio(r.MedianKiBPerConnectionAfterGc, baseline?.MedianKiBPerConnectionAfterGc),
+            HeapRatio = Ratio(r.MedianHeapKiBPerConnection, baseline?.MedianHeapKiBPerConnection),
+        })];
     }
+
+    /// <summary>Whether any row has an after-GC figure (runs.json format 3 with the GC request answered).</summary>
+    public static bool HasAfterGc(IReadOnlyList<IdleSummary> rows) =>
+        rows.Any(r => r.MedianKiBPerConnectionAfterGc is not null || r.MedianHeapKiBPerConnection is not null || r.FirstGcError is not null);
 
     /// <summary>uring / uring-epoll of the idle growth per connection; null when either is missing.</summary>
     public static double? IdleEngines(IReadOnlyList<IdleSummary> rows) =>
         Ratio(rows.FirstOrDefault(r => r.Contender == EngineRatio.IoUring)?.MedianKiBPerConnection,
               rows.FirstOrDefault(r => r.Contender == EngineRatio.Epoll)?.MedianKiBPerConnection);
+
+    /// <summary>uring / uring-epoll of the growth per connection after a full GC; null when either is missing.</summary>
+    public static double? IdleEnginesAfterGc(IReadOnlyList<IdleSummary> rows) =>
+        Ratio(rows.FirstOrDefault(r => r.Contender == EngineRatio.IoUring)?.MedianKiBPerConnectionAfterGc,
+              rows.FirstOrDefault(r => r.Contender == EngineRatio.Epoll)?.MedianKiBPerConnectionAfterGc);
+
+    /// <summary>uring / uring-epoll of the managed heap growth per connection; null when either is missing.</summary>
+    public static double? IdleEnginesHeap(IReadOnlyList<IdleSummary> rows) =>
+        Ratio(rows.FirstOrDefault(r => r.Contender == EngineRatio.IoUring)?.MedianHeapKiBPerConnection,
+              rows.FirstOrDefault(r => r.Contender == EngineRatio.Epoll)?.MedianHeapKiBPerConnection);
 
     /// <summary>Median of the non-null values; null if there are none.</summary>
     public static double? Median(IEnumerable<double?> values)

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Collections.Concurrent;
 using System.IO.Pipelines;
 using System.Runtime.CompilerServices;
@@ -29,6 +30,7 @@ internal sealed class IoLoop : PipeScheduler
     private const int StopGraceMilliseconds = 5000;
     private const int CancelGraceMilliseconds = 2000;
     private const int FaultAfterFailures = 3; // io_uring_enter failing this many iterations in a row is a loop fault
+    private const int InitialBuffers = 64;    // provided receive buffers at start; the ring grows by as many when busy
 
     // user_data of the loop's own cancel-everything at the end of the stop grace; slot 0xFFFFFF is never handed out.
     private static readonly ulong s_cancelAllUserData = UserData.Encode(OpKind.Cancel, UserData.MaxSlots - 1, 0);
@@ -113,6 +115,26 @@ internal sealed class IoLoop : PipeScheduler
     /// <summary>Provided buffers the kernel filled that are not yet back in the ring (for diagnostics).</summary>
     public int BuffersInUse => Volatile.Read(ref _buffersInUse);
 
+    /// <summary>
+    /// The pipe options of this loop's connections: the same for all of them but for the limits, so
+    /// one pair per set of limits is made and shared (PipeOptions is immutable). Any thread.
+    /// </summary>
+    public (PipeOptions Input, PipeOptions Output) PipeOptionsFor(MemoryPool<byte> pool, PipeScheduler application, long maxRead, long maxWrite)
+    {
+        PipeOptionsPair? cached = _pipeOptions;
+        if (cached is not null && cached.Pool == pool && cached.Application == application && cached.MaxRead == maxRead && cached.MaxWrite == maxWrite)
+            return (cached.Input, cached.Output);
+        cached = new PipeOptionsPair(pool, application, maxRead, maxWrite,
+            new PipeOptions(pool, application, this, maxRead, maxRead / 2, useSynchronizationContext: false),
+            new PipeOptions(pool, this, application, maxWrite, maxWrite / 2, useSynchronizationContext: false));
+        _pipeOptions = cached;
+        return (cached.Input, cached.Output);
+    }
+
+    private sealed record PipeOptionsPair(MemoryPool<byte> Pool, PipeScheduler Application, long MaxRead, long MaxWrite, PipeOptions Input, PipeOptions Output);
+
+    private volatile PipeOptionsPair? _pipeOptions;
+
     /// <summary>Spare native send memory (iovecs, msghdr) lent to connections per send; loop thread only.</summary>
     public SendSlotPool SendSlots { get; } = new();
 
@@ -127,6 +149,21 @@ internal sealed class IoLoop : PipeScheduler
     {
         _buffers!.Recycle(bufferId);
         Volatile.Write(ref _buffersInUse, _buffersInUse - 1);
+    }
+
+    /// <summary>Bytes of receive-buffer memory this loop has provided so far (for the meter).</summary>
+    public long BufferBytes => _buffers?.AllocatedBytes ?? 0;
+
+    private int _buffersTaken; // buffers the completions of this batch carried: the kernel had them all out at once
+
+    // The ring grows a chunk when one batch's completions carried three quarters of its buffers, or a
+    // receive found none: memory follows the load (up to ProvidedBufferCount), not the option alone.
+    private void GrowBuffers()
+    {
+        ProvidedBufferRing buffers = _buffers!;
+        if (buffers.Provided < _bufferCount && (_buffersTaken * 4 >= buffers.Provided * 3 || _starved.Count > 0))
+            buffers.Grow();
+        _buffersTaken = 0;
     }
 
     /// <summary>
@@ -261,7 +298,8 @@ internal sealed class IoLoop : PipeScheduler
             _ring = _decorateRing is null ? ring : _decorateRing(ring);
             _ring.Enable();
             Features = _ring.Features;
-            _buffers = new ProvidedBufferRing(BufferGroup, _bufferCount, _bufferSize);
+            // A chunk of buffers to begin with; more are provided as receives use them (GrowBuffers).
+            _buffers = new ProvidedBufferRing(BufferGroup, _bufferCount, _bufferSize, Math.Min(_bufferCount, InitialBuffers));
             int r = _ring.RegisterBufferRing(_buffers);
             if (r < 0) throw new RingException("IORING_REGISTER_PBUF_RING", r);
             string detail = ring is IoUringRing u ? "setup flags " + u.DescribeSetupFlags() : "edge-triggered epoll";
@@ -363,6 +401,7 @@ internal sealed class IoLoop : PipeScheduler
                     Dispatch(in completions[i]);
                 if (n < completions.Length) break;
             }
+            GrowBuffers();
             ResumeStarved();
             FlushDirtyInputs();
         }
@@ -396,7 +435,11 @@ internal sealed class IoLoop : PipeScheduler
     private void Dispatch(in Completion completion)
     {
         ulong userData = completion.UserData;
-        if (completion.HasBuffer) Volatile.Write(ref _buffersInUse, _buffersInUse + 1);
+        if (completion.HasBuffer)
+        {
+            Volatile.Write(ref _buffersInUse, _buffersInUse + 1);
+            _buffersTaken++;
+        }
         int slot = UserData.Slot(userData);
         ICompletionHandler? handler = slot < _nextSlot ? _handlers[slot] : null;
         if (handler is null || _generations[slot] != UserData.Generation(userData))
@@ -431,7 +474,7 @@ internal sealed class IoLoop : PipeScheduler
     {
         if (_starved.Count == 0) return;
         int free = _ring!.AvailableBuffers(_buffers!);
-        if (free < 0) free = _bufferCount - _buffersInUse;
+        if (free < 0) free = _buffers!.Provided - _buffersInUse;
         while (free > 0 && _starved.TryDequeue(out UringConnection? connection))
         {
             try
@@ -531,7 +574,7 @@ internal sealed class IoLoop : PipeScheduler
         if (inKernel)
         {
             // A receive may still be writing into a provided buffer: the memory is kept, never freed or reused.
-            UringLog.LoopKeptBuffers(_logger, Index, (long)_bufferCount * _bufferSize);
+            UringLog.LoopKeptBuffers(_logger, Index, _buffers!.AllocatedBytes);
         }
         else
         {

@@ -29,7 +29,8 @@ internal sealed unsafe class SendSlot
 
     public MsgHdr* Msg { get; }
 
-    public MemoryHandle[] Pins { get; } = new MemoryHandle[MaxIov];
+    // Grown to the largest count seen (most sends have one or two segments).
+    private MemoryHandle[] _pins = new MemoryHandle[4];
 
     public int Count { get; private set; }
 
@@ -42,7 +43,8 @@ internal sealed unsafe class SendSlot
             if (segment.IsEmpty) continue;
             if (count == MaxIov) break;
             MemoryHandle pin = segment.Pin(); // free for pool blocks: their slabs are pinned
-            Pins[count] = pin;
+            if (count == _pins.Length) Array.Resize(ref _pins, Math.Min(MaxIov, _pins.Length * 4));
+            _pins[count] = pin;
             Iov[count].Base = pin.Pointer;
             Iov[count].Length = (nuint)segment.Length;
             count++;
@@ -56,7 +58,7 @@ internal sealed unsafe class SendSlot
     /// <summary>Releases the pins (after the send's final completion).</summary>
     public void Clear()
     {
-        for (int i = 0; i < Count; i++) Pins[i].Dispose();
+        for (int i = 0; i < Count; i++) _pins[i].Dispose();
         Count = 0;
     }
 
@@ -67,9 +69,14 @@ internal sealed unsafe class SendSlot
     }
 }
 
-/// <summary>One loop's spare <see cref="SendSlot"/>s; loop thread only.</summary>
+/// <summary>
+/// One loop's spare <see cref="SendSlot"/>s; loop thread only. At most <see cref="MaxSpare"/> are
+/// kept: a burst of sends in flight (thousands of connections answered at once) does not leave its
+/// peak behind as idle memory.
+/// </summary>
 internal sealed class SendSlotPool
 {
+    private const int MaxSpare = 32;
     private readonly Stack<SendSlot> _free = new();
 
     public SendSlot Rent() => _free.TryPop(out SendSlot? slot) ? slot : new SendSlot();
@@ -77,7 +84,8 @@ internal sealed class SendSlotPool
     public void Return(SendSlot slot)
     {
         slot.Clear();
-        _free.Push(slot);
+        if (_free.Count < MaxSpare) _free.Push(slot);
+        else slot.Free();
     }
 
     /// <summary>Frees the spare slots (lent ones are their connections' until their sends complete).</summary>

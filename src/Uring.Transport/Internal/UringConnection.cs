@@ -71,8 +71,10 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
     private readonly Pipe _input;
     private readonly Pipe _output;
     private readonly CancellationTokenSource _connectionClosed = new();
-    private readonly TaskCompletionSource _closedTask = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly TaskCompletionSource _connectionClosedFiredTask = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    // Both completed only on thread-pool threads (never the loop's), so their continuations (Kestrel's
+    // DisposeAsync above all) run right there, without another hop.
+    private readonly TaskCompletionSource _closedTask = new();
+    private readonly TaskCompletionSource _connectionClosedFiredTask = new();
     private readonly Action _onFlushCompleted;
     private readonly PinnedBlockMemoryPool _pool;
     private readonly long _eagerFlushBytes;
@@ -81,7 +83,7 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
     // Loop thread only.
     private RecvOp _recv;
     private bool _recvMultishot;          // the kind of the recv in the kernel
-    private bool _bulk = true;            // the next arm is single-shot (the first too); see ArmRecv
+    private bool _bulk;                   // the next arm is single-shot; see ArmRecv
     private InputState _inputState;
     private bool _inputDirty;             // queued for the loop's end-of-batch flush
     private SendOp _send;
@@ -112,8 +114,9 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
         // Under a read limit, flush as soon as half of it is waiting, not only at the end of a batch:
         // a multishot recv can deliver many buffers in one batch, and the limit must hold.
         _eagerFlushBytes = maxRead > 0 ? Math.Max(1, maxRead / 2) : long.MaxValue;
-        _input = new Pipe(new PipeOptions(pool, applicationScheduler, loop, maxRead, maxRead / 2, useSynchronizationContext: false));
-        _output = new Pipe(new PipeOptions(pool, loop, applicationScheduler, maxWrite, maxWrite / 2, useSynchronizationContext: false));
+        (PipeOptions inputOptions, PipeOptions outputOptions) = loop.PipeOptionsFor(pool, applicationScheduler, maxRead, maxWrite);
+        _input = new Pipe(inputOptions);
+        _output = new Pipe(outputOptions);
         Transport = new DuplexPipe(_input.Reader, _output.Writer);
 
         _onFlushCompleted = OnFlushCompleted;
@@ -133,6 +136,9 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
     public RingEngine Engine => _loop.Engine;
 
     public int LoopIndex => _loop.Index;
+
+    /// <summary>The socket's fd (tests read its options).</summary>
+    internal int Fd => _fd;
 
     private ulong Token(OpKind kind) => UserData.Encode(kind, _slot, _generation);
 
@@ -392,10 +398,11 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
             Task.Delay(HalfCloseGraceMilliseconds).ContinueWith(static (_, state) => ((UringConnection)state!).FireConnectionClosed(),
                 this, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         }
-        else
+        else if (_close == CloseState.Open)
         {
             FireConnectionClosed();
         }
+        // (Already closing: the token fires with the close's completion, in the same work item.)
         if (error is not null && _close == CloseState.Open)
         {
             // A reset peer cannot take our output either.
@@ -581,9 +588,15 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
         _close = CloseState.Closed;
         _loop.RemoveHandler(_slot);
         UringLog.ConnectionClosed(_loop.Logger, ConnectionId);
-        FireConnectionClosed();
-        _closedTask.TrySetResult(); // continuations run asynchronously, off the loop
+        CompleteClosed();
     }
+
+    // One work item, off the loop: the token fires (if it has not yet), then the close completes.
+    private void CompleteClosed() => ThreadPool.UnsafeQueueUserWorkItem(static c =>
+    {
+        c.FireConnectionClosedNow();
+        c._closedTask.TrySetResult();
+    }, this, preferLocal: false);
 
     /// <summary>
     /// The loop is exiting with this connection open: no completion will come. The fd is closed
@@ -620,8 +633,7 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
         {
             _output.Reader.CancelPendingRead(); // the send loop ends on the thread pool
         }
-        FireConnectionClosed();
-        _closedTask.TrySetResult();
+        CompleteClosed();
     }
 
     /// <summary>
@@ -631,24 +643,33 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
     /// </summary>
     private void FireConnectionClosed()
     {
-        if (Interlocked.Exchange(ref _connectionClosedFired, 1) != 0) return;
-        ThreadPool.UnsafeQueueUserWorkItem(static c =>
+        if (Interlocked.CompareExchange(ref _connectionClosedFired, 1, 0) != 0) return;
+        ThreadPool.UnsafeQueueUserWorkItem(static c => c.CancelConnectionClosed(), this, preferLocal: false);
+    }
+
+    /// <summary>The same, on the calling thread (a thread-pool thread: the callbacks are application code).</summary>
+    private void FireConnectionClosedNow()
+    {
+        if (Interlocked.CompareExchange(ref _connectionClosedFired, 1, 0) != 0) return;
+        CancelConnectionClosed();
+    }
+
+    private void CancelConnectionClosed()
+    {
+        try
         {
-            try
-            {
-                c._connectionClosed.Cancel();
-            }
-            catch (Exception e)
-            {
-                // Application callbacks: one that throws costs nothing but a log line (an unhandled
-                // exception here would end the process).
-                UringLog.ConnectionClosedCallbackFailed(c._loop.Logger, c.ConnectionId, e);
-            }
-            finally
-            {
-                c._connectionClosedFiredTask.TrySetResult();
-            }
-        }, this, preferLocal: false);
+            _connectionClosed.Cancel();
+        }
+        catch (Exception e)
+        {
+            // Application callbacks: one that throws costs nothing but a log line (an unhandled
+            // exception here would end the process).
+            UringLog.ConnectionClosedCallbackFailed(_loop.Logger, ConnectionId, e);
+        }
+        finally
+        {
+            _connectionClosedFiredTask.TrySetResult();
+        }
     }
 
     private static System.Net.Sockets.SocketException ErrnoException(int result) =>

@@ -98,6 +98,11 @@ internal sealed class UringConnectionListener : IConnectionListener
             throw;
         }
 
+        // TCP_NODELAY set on a listening socket is inherited by the sockets it accepts (Linux copies
+        // it into each child): one setsockopt per listener instead of one per connection.
+        if (_isTcp && _options.NoDelay)
+            foreach (var (fd, _) in fds) NativeSocket.TrySetOption(fd, Linux.IPPROTO_TCP, Linux.TCP_NODELAY, 1);
+
         foreach (var (fd, loop) in fds)
         {
             var acceptor = new Acceptor(this, loop, fd);
@@ -202,8 +207,6 @@ internal sealed class UringConnectionListener : IConnectionListener
         try
         {
             _options.Accepted?.Invoke(fd);
-            if (_isTcp && _options.NoDelay)
-                NativeSocket.TrySetOption(fd, Linux.IPPROTO_TCP, Linux.TCP_NODELAY, 1);
 
             EndPoint? local = _fixedLocalEndPoint ?? NativeSocket.GetLocalEndPoint(fd);
             EndPoint? remote = NativeSocket.GetRemoteEndPoint(fd);

@@ -23,6 +23,8 @@ internal static class UringMetrics
             () => Sum(g => g.Pool.AllocatedBytes), "By", "Bytes held in the pinned block pool's slabs.");
         s_meter.CreateObservableUpDownCounter("uring.transport.loop.queue_length",
             () => Sum(g => g.Loops.Sum(l => (long)l.QueueLength)), "{item}", "Work items waiting for the I/O loops.");
+        s_meter.CreateObservableUpDownCounter("uring.transport.provided_buffers.allocated",
+            () => Sum(g => g.Loops.Sum(l => l.BufferBytes)), "By", "Receive-buffer memory the loops have provided (grows with load, up to ProvidedBufferCount x ProvidedBufferSize per loop).");
         s_meter.CreateObservableUpDownCounter("uring.transport.provided_buffers.in_use",
             () => Sum(g => g.Loops.Sum(l => (long)l.BuffersInUse)), "{buffer}", "Receive buffers filled by the kernel and not yet recycled.");
     }
