@@ -55,6 +55,13 @@ public sealed class UringTransportOptions
     /// </summary>
     public bool ListenerSharding { get; set; } = true;
 
+    /// <summary>
+    /// Whether each I/O loop's thread is bound to a CPU. Default: <see cref="Transport.LoopAffinity.Auto"/>
+    /// (bound when there is exactly one loop per CPU the process may use, as with the default
+    /// <see cref="RingCount"/>: each loop then keeps its CPU's caches).
+    /// </summary>
+    public LoopAffinity LoopAffinity { get; set; } = LoopAffinity.Auto;
+
     /// <summary>Test hook: observes the transport's loops and memory pool once they run.</summary>
     internal Action<Internal.IoLoopGroup>? GroupStarted { get; set; }
 

@@ -23,6 +23,7 @@ internal sealed class UringTransportOptionsValidator : IValidateOptions<UringTra
         static bool PowerOfTwo(int v) => v > 0 && (v & (v - 1)) == 0;
 
         Check(Enum.IsDefined(o.Engine), $"UringTransportOptions.Engine must be Auto, IoUring or Epoll (was {(int)o.Engine}).");
+        Check(Enum.IsDefined(o.LoopAffinity), $"UringTransportOptions.LoopAffinity must be Auto, Pinned or None (was {(int)o.LoopAffinity}).");
         Check(o.RingCount >= 1 && o.RingCount <= 1024, $"UringTransportOptions.RingCount must be between 1 and 1024 (was {o.RingCount}).");
         Check(PowerOfTwo(o.RingEntries) && o.RingEntries >= 8 && o.RingEntries <= 32768,
             $"UringTransportOptions.RingEntries must be a power of two between 8 and 32768 (was {o.RingEntries}).");

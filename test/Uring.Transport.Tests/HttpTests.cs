@@ -215,4 +215,25 @@ public sealed class HttpTests(ITestOutputHelper output)
             Assert.InRange(int.Parse(answer[1]), 0, TestServer.RingCount - 1);
         }
     }
+
+    [Theory]
+    [InlineData(LoopAffinity.Pinned, true)]
+    [InlineData(LoopAffinity.None, false)]
+    public async Task Loop_threads_are_bound_to_one_CPU_each_as_LoopAffinity_says(LoopAffinity affinity, bool bound)
+    {
+        int[] allowed = NativeThread.AllowedCpus();
+        await using TestServer server = await TestServer.StartAsync(RingEngine.IoUring, TestData.MapPlaintext, output,
+            new ServerSetup { Transport = o => o.LoopAffinity = affinity });
+        await ServerResources.AssertServesAsync(server);
+
+        var loops = Directory.GetDirectories("/proc/self/task")
+            .Select(task => (Name: File.ReadAllText(Path.Combine(task, "comm")).Trim(),
+                Cpus: File.ReadLines(Path.Combine(task, "status")).First(l => l.StartsWith("Cpus_allowed_list:", StringComparison.Ordinal)).Split(':')[1].Trim()))
+            .Where(t => t.Name.StartsWith("uring-loop-", StringComparison.Ordinal))
+            .ToList();
+        foreach (var loop in loops) output.WriteLine($"{loop.Name}: CPUs {loop.Cpus} (process may use {string.Join(',', allowed)})");
+        Assert.NotEmpty(loops);
+        foreach (var loop in loops)
+            Assert.Equal(bound && allowed.Length > 1, int.TryParse(loop.Cpus, out _)); // a single CPU reads "3", several "0-1"
+    }
 }

@@ -14,6 +14,7 @@ public sealed class OptionsValidationTests(ITestOutputHelper output)
         ["ProvidedBufferCount"] = o => o.ProvidedBufferCount = 3,
         ["Backlog"] = o => o.Backlog = 0,
         ["MaxReadBufferSize"] = o => o.MaxReadBufferSize = -1,
+        ["LoopAffinity"] = o => o.LoopAffinity = (LoopAffinity)7,
     };
 
     public static TheoryData<RingEngine, string> EnginesAndBadOptions()

@@ -52,11 +52,13 @@ internal sealed class IoLoopGroup
         EngineSelection selection = RingFactory.Select(ringOptions);
 
         var loops = new IoLoop[options.RingCount];
+        int[]? cpus = LoopCpus(options.LoopAffinity, options.RingCount);
         for (int i = 0; i < loops.Length; i++)
         {
             int index = i;
             Func<IRing, IRing>? decorate = options.DecorateRing is { } d ? ring => d(ring, index) : null;
-            loops[i] = new IoLoop(i, selection.Engine, ringOptions, options.ProvidedBufferCount, options.ProvidedBufferSize, logger, decorate);
+            loops[i] = new IoLoop(i, selection.Engine, ringOptions, options.ProvidedBufferCount, options.ProvidedBufferSize, logger, decorate,
+                cpus is null ? null : cpus[i % cpus.Length]);
         }
         try
         {
@@ -81,6 +83,20 @@ internal sealed class IoLoopGroup
         UringMetrics.Register(group);
         options.GroupStarted?.Invoke(group);
         return group;
+    }
+
+    /// <summary>
+    /// The CPUs the loops are bound to, in loop order, or null for none: Pinned binds loop i to the
+    /// i-th CPU this process may use (round-robin); Auto does so only when there is exactly one loop
+    /// per such CPU, so every CPU gets one loop (and several processes on one machine each put one
+    /// loop on every CPU, rather than crowding the first few).
+    /// </summary>
+    private static int[]? LoopCpus(LoopAffinity affinity, int loops)
+    {
+        if (affinity == LoopAffinity.None) return null;
+        int[] allowed = NativeThread.AllowedCpus();
+        if (allowed.Length == 0) return null;
+        return affinity == LoopAffinity.Pinned || allowed.Length == loops ? allowed : null;
     }
 
     /// <summary>Stops every loop once its connections are gone (aborting stragglers after a grace period).</summary>

@@ -168,11 +168,12 @@ internal sealed class IoLoopGroupRegistry
     /// <summary>The options that shape a group (loops, rings, buffers): clients with equal keys share one.</summary>
     private sealed record ClientGroupKey(
         RingEngine Engine, int RingCount, int RingEntries, int ProvidedBufferSize, int ProvidedBufferCount,
-        Func<int>? InjectSetupErrno, Action<IoLoopGroup>? GroupStarted, RingFeatures FeatureLimit, Func<IRing, int, IRing>? DecorateRing)
+        Func<int>? InjectSetupErrno, Action<IoLoopGroup>? GroupStarted, RingFeatures FeatureLimit, Func<IRing, int, IRing>? DecorateRing,
+        LoopAffinity LoopAffinity)
     {
         public static ClientGroupKey For(UringTransportOptions o, RingEngine requested) =>
             new(requested, o.RingCount, o.RingEntries, o.ProvidedBufferSize, o.ProvidedBufferCount, o.InjectSetupErrno, o.GroupStarted,
-                o.FeatureLimit, o.DecorateRing);
+                o.FeatureLimit, o.DecorateRing, o.LoopAffinity);
     }
 
     /// <summary>A client's hold on a running group; disposing it releases the hold once.</summary>
