@@ -82,6 +82,19 @@ public unsafe interface IRing : IDisposable
     /// <summary>Unregisters the fixed buffers.</summary>
     int UnregisterBuffers();
 
+    /// <summary>
+    /// IORING_REGISTER_BUFFERS2 with IORING_RSRC_REGISTER_SPARSE (5.19): an empty fixed-buffer table of
+    /// <paramref name="count"/> entries, filled later by <see cref="UpdateBuffer"/>. 0 or a negative errno.
+    /// </summary>
+    int RegisterBufferTable(int count);
+
+    /// <summary>
+    /// IORING_REGISTER_BUFFERS_UPDATE (5.13): entry <paramref name="index"/> of the table becomes the
+    /// <paramref name="length"/> bytes at <paramref name="address"/> (the kernel pins them until the
+    /// entry is replaced or the ring goes). 1 on success, or a negative errno (ENOMEM past RLIMIT_MEMLOCK).
+    /// </summary>
+    int UpdateBuffer(int index, void* address, nuint length);
+
     // One prepare method per opcode, named after it. Each returns nothing: when the submission
     // queue is full, the ring submits what it holds and then queues the new entry.
 
@@ -118,6 +131,14 @@ public unsafe interface IRing : IDisposable
     /// notification's result has <see cref="CompletionFlags.ZeroCopyCopied"/> set when the kernel copied the data.
     /// </summary>
     void PrepareSendZc(int fd, byte* buffer, int length, int flags, int fixedBufferIndex, ulong userData, bool reportUsage = false);
+
+    /// <summary>
+    /// IORING_OP_WRITE_FIXED (5.1): writes <paramref name="length"/> bytes at <paramref name="buffer"/>,
+    /// which lie inside registered buffer <paramref name="bufferIndex"/>, to <paramref name="fd"/> (a
+    /// socket: a send without the user-memory walk). A write to a reset peer answers EPIPE (the
+    /// runtime ignores SIGPIPE).
+    /// </summary>
+    void PrepareWriteFixed(int fd, byte* buffer, int length, int bufferIndex, ulong userData);
 
     /// <summary>IORING_OP_CONNECT (5.5).</summary>
     void PrepareConnect(int fd, byte* addr, int addrLen, ulong userData);

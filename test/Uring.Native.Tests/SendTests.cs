@@ -72,4 +72,30 @@ public sealed unsafe class SendTests(ITestOutputHelper output)
         reader.Join();
         Bytes.AssertEqual(expected, clientGot, "zero-copy send");
     }
+
+    [Theory, Engines]
+    public unsafe void Write_fixed_sends_from_a_registered_buffer_and_refuses_memory_outside_it(RingEngine engine)
+    {
+        const int Size = 16 * 1024;
+        const ulong Write = 0xF1, Outside = 0xF2;
+        using var pair = TcpPair.Create();
+        using var registered = NativeBuffer.Random(Size, seed: 31);
+        using var other = NativeBuffer.Random(64, seed: 32);
+        using var driver = RingDriver.Create(engine);
+
+        Assert.Equal(0, driver.Ring.RegisterBufferTable(4));
+        Assert.Equal(1, driver.Ring.UpdateBuffer(2, registered.Pointer, (nuint)Size));
+
+        // A slice in the middle of entry 2.
+        driver.Ring.PrepareWriteFixed(pair.ServerFd, registered.Pointer + 1000, 5000, 2, Write);
+        var write = driver.WaitFor(Write, "the fixed write");
+        Assert.True(write.Result == 5000, $"write: {RingDriver.Describe(write)}");
+        Bytes.AssertEqual(registered.Span.Slice(1000, 5000).ToArray(), pair.ClientReceiveExactly(5000), "fixed write");
+
+        // Memory that is not inside entry 2 (nor is entry 3 set): the kernel answers EFAULT.
+        driver.Ring.PrepareWriteFixed(pair.ServerFd, other.Pointer, 64, 2, Outside);
+        var outside = driver.WaitFor(Outside, "the write from outside the registered buffer");
+        Assert.True(outside.Result == -Errno.EFAULT, $"outside: {RingDriver.Describe(outside)}");
+        Assert.Equal(0, driver.Ring.UnregisterBuffers());
+    }
 }

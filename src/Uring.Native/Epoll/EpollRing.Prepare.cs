@@ -98,6 +98,18 @@ public sealed unsafe partial class EpollRing
     }
 
     /// <inheritdoc />
+    /// <remarks>A send from <paramref name="buffer"/>; the index is checked against the registered range, as the kernel does (-EFAULT).</remarks>
+    public void PrepareWriteFixed(int fd, byte* buffer, int length, int bufferIndex, ulong userData)
+    {
+        int id = Allocate(IoUringOp.WriteFixed, fd, userData, OutInterest);
+        ref PendingOperation op = ref _ops[id];
+        op.Buffer = buffer;
+        op.Length = length;
+        op.Argument = (ulong)(long)bufferIndex;
+        Queue(id);
+    }
+
+    /// <inheritdoc />
     public void PrepareConnect(int fd, byte* addr, int addrLen, ulong userData)
     {
         int id = Allocate(IoUringOp.Connect, fd, userData, OutInterest);

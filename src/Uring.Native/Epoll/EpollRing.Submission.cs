@@ -60,7 +60,7 @@ public sealed unsafe partial class EpollRing
             CompleteNow(id, -Errno.EBADF);
             return;
         }
-        if (op.Opcode == IoUringOp.SendZc && !FixedBufferInRange(ref op))
+        if (op.Opcode is IoUringOp.SendZc or IoUringOp.WriteFixed && !FixedBufferInRange(ref op))
         {
             CompleteNow(id, -Errno.EFAULT);
             return;

@@ -126,7 +126,7 @@ public sealed unsafe partial class EpollRing : IRing
     internal Thread? Owner => _owner;
 
     /// <inheritdoc />
-    public bool Supports(IoUringOp opcode) => opcode is IoUringOp.Nop or IoUringOp.Accept or IoUringOp.Recv
+    public bool Supports(IoUringOp opcode) => opcode is IoUringOp.Nop or IoUringOp.Accept or IoUringOp.Recv or IoUringOp.WriteFixed
         or IoUringOp.Send or IoUringOp.SendMsg or IoUringOp.SendZc or IoUringOp.Connect or IoUringOp.Read
         or IoUringOp.Close or IoUringOp.Shutdown or IoUringOp.AsyncCancel or IoUringOp.PollAdd;
 
@@ -224,6 +224,25 @@ public sealed unsafe partial class EpollRing : IRing
         if (buffers.Length == 0 || buffers.Length > IORING_MAX_REG_BUFFERS) return -Errno.EINVAL;
         _fixedBuffers = buffers.ToArray();
         return 0;
+    }
+
+    /// <inheritdoc />
+    /// <remarks>Recorded like <see cref="RegisterBuffers"/>: entries start empty.</remarks>
+    public int RegisterBufferTable(int count)
+    {
+        if (_fixedBuffers is not null) return -Errno.EBUSY;
+        if (count <= 0 || count > IORING_MAX_REG_BUFFERS) return -Errno.EINVAL;
+        _fixedBuffers = new IoVec[count];
+        return 0;
+    }
+
+    /// <inheritdoc />
+    public int UpdateBuffer(int index, void* address, nuint length)
+    {
+        if (_fixedBuffers is null) return -ENXIO;
+        if ((uint)index >= (uint)_fixedBuffers.Length) return -Errno.EINVAL;
+        _fixedBuffers[index] = new IoVec { Base = address, Length = length };
+        return 1;
     }
 
     /// <inheritdoc />

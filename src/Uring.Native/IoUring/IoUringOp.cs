@@ -7,6 +7,7 @@ public enum IoUringOp : byte
     Nop = 0,              // 5.1
     PollAdd = 6,          // 5.1
     PollRemove = 7,       // 5.1
+    WriteFixed = 5,       // 5.1
     SendMsg = 9,          // 5.3
     RecvMsg = 10,         // 5.3
     Timeout = 11,         // 5.4

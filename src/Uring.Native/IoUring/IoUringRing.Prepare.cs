@@ -101,6 +101,16 @@ public sealed unsafe partial class IoUringRing
     }
 
     /// <inheritdoc />
+    public void PrepareWriteFixed(int fd, byte* buffer, int length, int bufferIndex, ulong userData) // 5.1
+    {
+        IoUringSqe* sqe = Prep(IoUringOp.WriteFixed, fd, userData);
+        sqe->Addr = (ulong)buffer;
+        sqe->Len = (uint)length;
+        sqe->Off = ulong.MaxValue; // the file position: a socket has none
+        sqe->BufIndex = (ushort)bufferIndex;
+    }
+
+    /// <inheritdoc />
     public void PrepareConnect(int fd, byte* addr, int addrLen, ulong userData) // 5.5
     {
         IoUringSqe* sqe = Prep(IoUringOp.Connect, fd, userData);

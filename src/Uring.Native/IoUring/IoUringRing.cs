@@ -508,6 +508,22 @@ public sealed unsafe partial class IoUringRing : IRing
     /// <inheritdoc />
     public int UnregisterBuffers() => Register(IORING_UNREGISTER_BUFFERS, null, 0);
 
+    /// <inheritdoc />
+    public int RegisterBufferTable(int count)
+    {
+        IoUringRsrcRegister reg = new() { Nr = (uint)count, Flags = IORING_RSRC_REGISTER_SPARSE };
+        return Register(IORING_REGISTER_BUFFERS2, &reg, (uint)sizeof(IoUringRsrcRegister));
+    }
+
+    /// <inheritdoc />
+    public int UpdateBuffer(int index, void* address, nuint length)
+    {
+        IoVec iov = new() { Base = address, Length = length };
+        ulong tag = 0;
+        IoUringRsrcUpdate2 update = new() { Offset = (uint)index, Data = (ulong)&iov, Tags = (ulong)&tag, Nr = 1 };
+        return Register(IORING_REGISTER_BUFFERS_UPDATE, &update, (uint)sizeof(IoUringRsrcUpdate2));
+    }
+
     /// <summary>
     /// Unmaps the rings and closes the ring fd (the kernel cancels what is still in flight, in the
     /// background). The wake eventfd closes once no thread is inside <see cref="Wake"/>. Idempotent;

@@ -30,6 +30,10 @@ internal unsafe class DecoratedRing(IRing inner) : IRing
     public virtual int AvailableBuffers(ProvidedBufferRing buffers) => Inner.AvailableBuffers(buffers);
     public virtual int RegisterBuffers(ReadOnlySpan<IoVec> buffers) => Inner.RegisterBuffers(buffers);
     public virtual int UnregisterBuffers() => Inner.UnregisterBuffers();
+    public virtual int RegisterBufferTable(int count) => Inner.RegisterBufferTable(count);
+    public virtual int UpdateBuffer(int index, void* address, nuint length) => Inner.UpdateBuffer(index, address, length);
+    public virtual void PrepareWriteFixed(int fd, byte* buffer, int length, int bufferIndex, ulong userData) =>
+        Inner.PrepareWriteFixed(fd, buffer, length, bufferIndex, userData);
     public virtual void Dispose() => Inner.Dispose();
 
     public virtual void PrepareNop(ulong userData) => Inner.PrepareNop(userData);
