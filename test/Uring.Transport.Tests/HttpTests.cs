@@ -226,10 +226,10 @@ public sealed class HttpTests(ITestOutputHelper output)
             new ServerSetup { Transport = o => o.LoopAffinity = affinity });
         await ServerResources.AssertServesAsync(server);
 
-        var loops = Directory.GetDirectories("/proc/self/task")
-            .Select(task => (Name: File.ReadAllText(Path.Combine(task, "comm")).Trim(),
-                Cpus: File.ReadLines(Path.Combine(task, "status")).First(l => l.StartsWith("Cpus_allowed_list:", StringComparison.Ordinal)).Split(':')[1].Trim()))
-            .Where(t => t.Name.StartsWith("uring-loop-", StringComparison.Ordinal))
+        // This server's loops only: other tests' servers run alongside with their own affinity.
+        var loops = server.Group.Loops
+            .Select(loop => (Name: $"loop {loop.Index} (tid {loop.OsThreadId})",
+                Cpus: File.ReadLines($"/proc/self/task/{loop.OsThreadId}/status").First(l => l.StartsWith("Cpus_allowed_list:", StringComparison.Ordinal)).Split(':')[1].Trim()))
             .ToList();
         foreach (var loop in loops) output.WriteLine($"{loop.Name}: CPUs {loop.Cpus} (process may use {string.Join(',', allowed)})");
         Assert.NotEmpty(loops);

@@ -43,8 +43,11 @@ public static class Errno
     public const int EBADR = 53;
 #pragma warning restore CS1591
 
+    // int.MinValue has no positive counterpart; no errno is that large anyway.
+    internal static int Magnitude(int errno) => errno == int.MinValue ? int.MaxValue : Math.Abs(errno);
+
     /// <summary>The symbolic name of an errno (sign ignored), e.g. "EPERM".</summary>
-    public static string Name(int errno) => Math.Abs(errno) switch
+    public static string Name(int errno) => Magnitude(errno) switch
     {
         EPERM => "EPERM", ENOENT => "ENOENT", EINTR => "EINTR", EIO => "EIO", EBADF => "EBADF",
         EAGAIN => "EAGAIN", ENOMEM => "ENOMEM", EACCES => "EACCES", EFAULT => "EFAULT",
@@ -60,7 +63,7 @@ public static class Errno
     };
 
     /// <summary>The <see cref="System.Net.Sockets.SocketError"/> .NET reports for an errno (sign ignored).</summary>
-    public static System.Net.Sockets.SocketError ToSocketError(int errno) => Math.Abs(errno) switch
+    public static System.Net.Sockets.SocketError ToSocketError(int errno) => Magnitude(errno) switch
     {
         0 => System.Net.Sockets.SocketError.Success,
         ECONNRESET => System.Net.Sockets.SocketError.ConnectionReset,
@@ -87,7 +90,7 @@ public static class Errno
     };
 
     /// <summary>"EPERM (1)"-style text for an errno.</summary>
-    public static string Describe(int errno) => $"{Name(errno)} ({Math.Abs(errno)})";
+    public static string Describe(int errno) => $"{Name(errno)} ({Magnitude(errno)})";
 }
 
 /// <summary>A system call failed at an edge of the library (set-up, registration).</summary>
@@ -97,14 +100,14 @@ public sealed class RingException : Exception
     public RingException(string operation, int errno)
         : base($"{operation} failed: {Uring.Native.Errno.Describe(errno)}")
     {
-        Errno = Math.Abs(errno);
+        Errno = Uring.Native.Errno.Magnitude(errno);
     }
 
     /// <summary>Creates the exception with a complete <paramref name="message"/> that already names the errno.</summary>
     internal RingException(int errno, string message)
         : base(message)
     {
-        Errno = Math.Abs(errno);
+        Errno = Uring.Native.Errno.Magnitude(errno);
     }
 
     /// <summary>The positive errno.</summary>

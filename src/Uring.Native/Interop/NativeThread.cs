@@ -16,7 +16,13 @@ public static unsafe partial class NativeThread
     [LibraryImport("libc", SetLastError = true)]
     private static partial int sched_setaffinity(int pid, nuint size, ulong* mask);
 
+    [LibraryImport("libc")]
+    private static partial int gettid();
+
     private const int MaskWords = 16; // 1024 CPUs
+
+    /// <summary>The kernel's id of the calling thread (its /proc/self/task entry).</summary>
+    public static int CurrentThreadId() => gettid();
 
     /// <summary>The CPUs the calling thread may run on (sched_getaffinity), in order; empty if unknown.</summary>
     public static int[] AllowedCpus()
