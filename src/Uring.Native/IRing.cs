@@ -140,6 +140,14 @@ public unsafe interface IRing : IDisposable
     /// </summary>
     void PrepareWriteFixed(int fd, byte* buffer, int length, int bufferIndex, ulong userData);
 
+    /// <summary>
+    /// IORING_OP_SENDMSG_ZC (6.1): <see cref="PrepareSendMsg"/> without copying the data: as with
+    /// <see cref="PrepareSendZc"/>, a result completion flagged <see cref="CompletionFlags.More"/>,
+    /// then a notification once the kernel no longer reads the memory (the data pages, not the
+    /// iovecs or the msghdr, which it has read by the result).
+    /// </summary>
+    void PrepareSendMsgZc(int fd, MsgHdr* message, int flags, ulong userData, bool reportUsage = false);
+
     /// <summary>IORING_OP_CONNECT (5.5).</summary>
     void PrepareConnect(int fd, byte* addr, int addrLen, ulong userData);
 

@@ -22,7 +22,7 @@ public sealed unsafe partial class EpollRing
         IoUringOp.Accept => (op.Flags & OperationFlags.Multishot) != 0 ? AcceptMultishot(ref op) : Accept(ref op),
         IoUringOp.Recv => (op.Flags & OperationFlags.BufferSelect) != 0 ? RecvSelect(ref op, observed) : Recv(ref op),
         IoUringOp.Send or IoUringOp.SendZc or IoUringOp.WriteFixed => Send(ref op),
-        IoUringOp.SendMsg => SendMsg(ref op),
+        IoUringOp.SendMsg or IoUringOp.SendMsgZc => SendMsg(ref op),
         IoUringOp.Connect => Connect(ref op, observed),
         IoUringOp.Read => Read(ref op),
         IoUringOp.PollAdd => Poll(ref op),

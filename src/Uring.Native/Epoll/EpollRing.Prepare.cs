@@ -94,6 +94,7 @@ public sealed unsafe partial class EpollRing
         op.Length = length;
         op.MessageFlags = flags;
         op.Argument = (ulong)(long)fixedBufferIndex;
+        if (reportUsage) op.Flags = OperationFlags.ReportUsage;
         Queue(id);
     }
 
@@ -106,6 +107,18 @@ public sealed unsafe partial class EpollRing
         op.Buffer = buffer;
         op.Length = length;
         op.Argument = (ulong)(long)bufferIndex;
+        Queue(id);
+    }
+
+    /// <inheritdoc />
+    /// <remarks>The emulation sends with sendmsg (a copy) and posts the notification at once, flagged as copied when asked.</remarks>
+    public void PrepareSendMsgZc(int fd, MsgHdr* message, int flags, ulong userData, bool reportUsage = false)
+    {
+        int id = Allocate(IoUringOp.SendMsgZc, fd, userData, OutInterest);
+        ref PendingOperation op = ref _ops[id];
+        op.Buffer = (byte*)message;
+        op.MessageFlags = flags;
+        if (reportUsage) op.Flags = OperationFlags.ReportUsage;
         Queue(id);
     }
 

@@ -302,11 +302,13 @@ public sealed unsafe partial class EpollRing
     // Posts an operation's final completion.
     private Outcome Finish(ref PendingOperation op, int result, uint flags = 0)
     {
-        if (op.Opcode == IoUringOp.SendZc)
+        if (op.Opcode is IoUringOp.SendZc or IoUringOp.SendMsgZc)
         {
-            // SEND_ZC always completes twice: the result flagged More, then the notification that the memory is free.
+            // SEND(MSG)_ZC always completes twice: the result flagged More, then the notification that
+            // the memory is free (the emulation always copied, and says so when asked).
             _completions.Add(op.UserData, result, flags | CompletionFlags.More);
-            _completions.Add(op.UserData, 0, CompletionFlags.Notification);
+            int usage = (op.Flags & OperationFlags.ReportUsage) != 0 ? unchecked((int)CompletionFlags.ZeroCopyCopied) : 0;
+            _completions.Add(op.UserData, usage, CompletionFlags.Notification);
         }
         else
         {

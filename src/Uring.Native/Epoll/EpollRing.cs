@@ -126,7 +126,7 @@ public sealed unsafe partial class EpollRing : IRing
     internal Thread? Owner => _owner;
 
     /// <inheritdoc />
-    public bool Supports(IoUringOp opcode) => opcode is IoUringOp.Nop or IoUringOp.Accept or IoUringOp.Recv or IoUringOp.WriteFixed
+    public bool Supports(IoUringOp opcode) => opcode is IoUringOp.Nop or IoUringOp.Accept or IoUringOp.Recv or IoUringOp.WriteFixed or IoUringOp.SendMsgZc
         or IoUringOp.Send or IoUringOp.SendMsg or IoUringOp.SendZc or IoUringOp.Connect or IoUringOp.Read
         or IoUringOp.Close or IoUringOp.Shutdown or IoUringOp.AsyncCancel or IoUringOp.PollAdd;
 

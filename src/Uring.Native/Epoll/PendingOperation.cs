@@ -15,6 +15,7 @@ internal enum OperationFlags : ushort
     Linked = 1 << 7,          // on its fd's pending list
     Indexed = 1 << 8,         // in the user_data index (so PrepareCancel finds it)
     CancelAny = 1 << 10,      // AsyncCancel with IORING_ASYNC_CANCEL_ANY | _ALL
+    ReportUsage = 1 << 11,    // SendZc/SendMsgZc with IORING_SEND_ZC_REPORT_USAGE: the notification says "copied"
 }
 
 /// <summary>

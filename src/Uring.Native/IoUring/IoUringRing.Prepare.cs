@@ -111,6 +111,16 @@ public sealed unsafe partial class IoUringRing
     }
 
     /// <inheritdoc />
+    public void PrepareSendMsgZc(int fd, MsgHdr* message, int flags, ulong userData, bool reportUsage = false) // 6.1, usage report 6.2
+    {
+        IoUringSqe* sqe = Prep(IoUringOp.SendMsgZc, fd, userData);
+        sqe->Addr = (ulong)message;
+        sqe->Len = 1;
+        sqe->OpFlags = (uint)(flags | Linux.MSG_NOSIGNAL);
+        if (reportUsage) sqe->IoPrio = IORING_SEND_ZC_REPORT_USAGE;
+    }
+
+    /// <inheritdoc />
     public void PrepareConnect(int fd, byte* addr, int addrLen, ulong userData) // 5.5
     {
         IoUringSqe* sqe = Prep(IoUringOp.Connect, fd, userData);

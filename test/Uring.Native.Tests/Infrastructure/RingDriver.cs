@@ -121,12 +121,14 @@ internal sealed class RingDriver : IDisposable
 
     public static string Describe(Completion c)
     {
-        var text = new StringBuilder($"user_data=0x{c.UserData:x} res={c.Result}");
-        if (c.Result < 0) text.Append(" (").Append(Errno.Name(c.Result)).Append(')');
+        bool notification = (c.Flags & CompletionFlags.Notification) != 0;
+        // A zero-copy notification's res holds flags (IORING_NOTIF_USAGE_ZC_COPIED is bit 31), not an errno.
+        var text = new StringBuilder(notification ? $"user_data=0x{c.UserData:x} res=0x{c.Result:x}" : $"user_data=0x{c.UserData:x} res={c.Result}");
+        if (c.Result < 0 && !notification) text.Append(" (").Append(Errno.Name(c.Result)).Append(')');
         text.Append($" flags=0x{c.Flags:x}");
         if (c.HasMore) text.Append(" MORE");
         if (c.HasBuffer) text.Append($" BUFFER(bid={c.BufferId})");
-        if ((c.Flags & CompletionFlags.Notification) != 0) text.Append(" NOTIF");
+        if (notification) text.Append(" NOTIF");
         if ((c.Flags & CompletionFlags.SockNonEmpty) != 0) text.Append(" SOCK_NONEMPTY");
         return text.ToString();
     }

@@ -47,6 +47,8 @@ internal unsafe class DecoratedRing(IRing inner) : IRing
     public virtual void PrepareSendMsg(int fd, MsgHdr* message, int flags, ulong userData) => Inner.PrepareSendMsg(fd, message, flags, userData);
     public virtual void PrepareSendZc(int fd, byte* buffer, int length, int flags, int fixedBufferIndex, ulong userData, bool reportUsage = false) =>
         Inner.PrepareSendZc(fd, buffer, length, flags, fixedBufferIndex, userData, reportUsage);
+    public virtual void PrepareSendMsgZc(int fd, MsgHdr* message, int flags, ulong userData, bool reportUsage = false) =>
+        Inner.PrepareSendMsgZc(fd, message, flags, userData, reportUsage);
     public virtual void PrepareConnect(int fd, byte* addr, int addrLen, ulong userData) => Inner.PrepareConnect(fd, addr, addrLen, userData);
     public virtual void PrepareRead(int fd, byte* buffer, int length, ulong offset, ulong userData) => Inner.PrepareRead(fd, buffer, length, offset, userData);
     public virtual void PrepareClose(int fd, ulong userData) => Inner.PrepareClose(fd, userData);
