@@ -138,6 +138,20 @@ internal static class SampleEndpoints
     // measures the transport's send path, not the making of the bytes.
     private static readonly byte[] s_pattern = Enumerable.Range(0, 64 * 1024).Select(i => (byte)(i * 31 + 7)).ToArray();
 
+    /// <summary>Throws unless body is the start of a /bytes response: <see cref="s_pattern"/> repeated.</summary>
+    public static void AssertPattern(ReadOnlySpan<byte> body)
+    {
+        for (int offset = 0; offset < body.Length; offset += s_pattern.Length)
+        {
+            ReadOnlySpan<byte> chunk = body.Slice(offset, Math.Min(s_pattern.Length, body.Length - offset));
+            if (!chunk.SequenceEqual(s_pattern.AsSpan(0, chunk.Length)))
+            {
+                int at = chunk.CommonPrefixLength(s_pattern.AsSpan(0, chunk.Length));
+                throw new InvalidDataException($"A /bytes body differs from its pattern at byte {offset + at}.");
+            }
+        }
+    }
+
     /// <summary>size bytes (0 to 1 GiB) of <see cref="s_pattern"/>, 64 KiB per write, each write flushed.</summary>
     private static async Task BytesAsync(HttpContext context)
     {

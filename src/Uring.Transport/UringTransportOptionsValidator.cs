@@ -31,6 +31,7 @@ internal sealed class UringTransportOptionsValidator : IValidateOptions<UringTra
             $"UringTransportOptions.ProvidedBufferSize must be between 512 and 1048576 bytes (was {o.ProvidedBufferSize}).");
         Check(PowerOfTwo(o.ProvidedBufferCount) && o.ProvidedBufferCount <= 32768,
             $"UringTransportOptions.ProvidedBufferCount must be a power of two between 1 and 32768 (was {o.ProvidedBufferCount}).");
+        Check(o.ZeroCopySendThreshold >= 0, $"UringTransportOptions.ZeroCopySendThreshold must be 0 (off) or a positive number of bytes (was {o.ZeroCopySendThreshold}).");
         Check(o.Backlog >= 1, $"UringTransportOptions.Backlog must be at least 1 (was {o.Backlog}).");
         Check(o.MaxReadBufferSize is null || o.MaxReadBufferSize >= 0,
             $"UringTransportOptions.MaxReadBufferSize must be null or non-negative (was {o.MaxReadBufferSize}).");

@@ -72,10 +72,11 @@ internal sealed class IoLoop : PipeScheduler
     private ProvidedBufferRing? _buffers;
 
     public IoLoop(int index, RingEngine engine, RingOptions ringOptions, int bufferCount, int bufferSize, ILogger logger,
-        Func<IRing, IRing>? decorateRing = null, int? cpu = null)
+        Func<IRing, IRing>? decorateRing = null, int? cpu = null, int zeroCopyThreshold = 0)
     {
         Index = index;
         _cpu = cpu;
+        if (zeroCopyThreshold > 0) ZeroCopyThreshold = zeroCopyThreshold;
         _engine = engine;
         _ringOptions = ringOptions;
         _decorateRing = decorateRing;
@@ -139,6 +140,15 @@ internal sealed class IoLoop : PipeScheduler
     private sealed record PipeOptionsPair(MemoryPool<byte> Pool, PipeScheduler Application, long MaxRead, long MaxWrite, PipeOptions Input, PipeOptions Output);
 
     private volatile PipeOptionsPair? _pipeOptions;
+
+    /// <summary>
+    /// Sends of at least this many bytes go zero-copy (<see cref="UringTransportOptions.ZeroCopySendThreshold"/>);
+    /// long.MaxValue where the ring cannot (epoll, kernels before 6.2) or the option is 0.
+    /// </summary>
+    public long ZeroCopyThreshold { get; private set; } = long.MaxValue;
+
+    /// <summary>Test hook: keep sending zero-copy even after the kernel reported copying.</summary>
+    public bool KeepZeroCopy { get; init; }
 
     /// <summary>Spare native send memory (iovecs, msghdr) lent to connections per send; loop thread only.</summary>
     public SendSlotPool SendSlots { get; } = new();
@@ -307,6 +317,9 @@ internal sealed class IoLoop : PipeScheduler
             _ring = _decorateRing is null ? ring : _decorateRing(ring);
             _ring.Enable();
             Features = _ring.Features;
+            // Zero-copy sends only where the kernel also says when it copied them anyway (6.2).
+            const RingFeatures zeroCopy = RingFeatures.SendZc | RingFeatures.SendZcReportUsage;
+            if ((Features & zeroCopy) != zeroCopy || !_ring.Supports(IoUringOp.SendMsgZc)) ZeroCopyThreshold = long.MaxValue;
             // A chunk of buffers to begin with; more are provided as receives use them (GrowBuffers).
             _buffers = new ProvidedBufferRing(BufferGroup, _bufferCount, _bufferSize, Math.Min(_bufferCount, InitialBuffers));
             int r = _ring.RegisterBufferRing(_buffers);

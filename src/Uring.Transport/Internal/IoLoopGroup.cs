@@ -58,7 +58,10 @@ internal sealed class IoLoopGroup
             int index = i;
             Func<IRing, IRing>? decorate = options.DecorateRing is { } d ? ring => d(ring, index) : null;
             loops[i] = new IoLoop(i, selection.Engine, ringOptions, options.ProvidedBufferCount, options.ProvidedBufferSize, logger, decorate,
-                cpus is null ? null : cpus[i % cpus.Length]);
+                cpus is null ? null : cpus[i % cpus.Length], options.ZeroCopySendThreshold)
+            {
+                KeepZeroCopy = options.KeepZeroCopy,
+            };
         }
         try
         {

@@ -6,6 +6,18 @@ using System.Runtime.InteropServices;
 namespace Uring.Transport.Internal;
 
 /// <summary>
+/// Memory the kernel may read after its owner gave it back: a zero-copy send's data, until the
+/// send's notification. A leased block or rental returns to the pool only when its last lease is
+/// released, whatever the order of the two.
+/// </summary>
+internal interface IKernelLease
+{
+    void Lease();
+
+    void ReleaseLease();
+}
+
+/// <summary>
 /// The transport's memory pool: 4 KiB blocks carved from pinned slabs on the pinned object heap, so
 /// the kernel can read and write them without the GC moving anything. Blocks are never freed, only
 /// returned; rentals larger than a block get a pinned array, a few of each power-of-two size kept for reuse.
@@ -81,6 +93,12 @@ internal sealed class PinnedBlockMemoryPool : MemoryPool<byte>
         if (!block.Retired && _disposed == 0) _free.Enqueue(block); // a retired block is rooted already
     }
 
+    /// <summary>The lease handle of a pool block or large rental, or null for memory that is not the pool's.</summary>
+    public static IKernelLease? LeaseOf(ReadOnlyMemory<byte> segment) =>
+        MemoryMarshal.TryGetMemoryManager(segment, out Block? block) ? block
+        : MemoryMarshal.TryGetMemoryManager(segment, out Oversized? oversized) ? oversized
+        : null;
+
     /// <summary>
     /// Takes the blocks behind <paramref name="memory"/> out of circulation: when their owner
     /// returns them, they are kept aside for the life of the process instead of being rented again.
@@ -110,8 +128,11 @@ internal sealed class PinnedBlockMemoryPool : MemoryPool<byte>
     protected override void Dispose(bool disposing) => Interlocked.Exchange(ref _disposed, 1);
 
     /// <summary>A block: a pinned slice of a slab. Pinning is free: the slab never moves.</summary>
-    private sealed unsafe class Block : MemoryManager<byte>
+    private sealed unsafe class Block : MemoryManager<byte>, IKernelLease
     {
+        private int _leases;
+        private int _returnPending; // given back by its owner while leased: returned by the last release
+
         private readonly PinnedBlockMemoryPool _pool;
         private readonly byte[] _slab;
         private readonly int _offset;
@@ -147,12 +168,25 @@ internal sealed class PinnedBlockMemoryPool : MemoryPool<byte>
             // Kestrel disposes each rented block exactly once; guard against double returns anyway.
             if (!Rented) return;
             Rented = false;
-            _pool.Return(this);
+            Interlocked.Exchange(ref _returnPending, 1); // a full fence before reading the leases
+            if (Volatile.Read(ref _leases) == 0 && Interlocked.CompareExchange(ref _returnPending, 0, 1) == 1)
+                _pool.Return(this);
+        }
+
+        public void Lease() => Interlocked.Increment(ref _leases);
+
+        public void ReleaseLease()
+        {
+            if (Interlocked.Decrement(ref _leases) == 0 && Interlocked.CompareExchange(ref _returnPending, 0, 1) == 1)
+                _pool.Return(this);
         }
     }
 
-    private sealed unsafe class Oversized : MemoryManager<byte>
+    private sealed unsafe class Oversized : MemoryManager<byte>, IKernelLease
     {
+        private int _leases;
+        private int _returnPending;
+
         private readonly PinnedBlockMemoryPool _pool;
         private byte[]? _array;
         private byte[]? _keep; // a retired rental's array, never let go
@@ -183,6 +217,21 @@ internal sealed class PinnedBlockMemoryPool : MemoryPool<byte>
         protected override void Dispose(bool disposing)
         {
             if (Interlocked.Exchange(ref _returned, 1) != 0) return;
+            Interlocked.Exchange(ref _returnPending, 1);
+            if (Volatile.Read(ref _leases) == 0 && Interlocked.CompareExchange(ref _returnPending, 0, 1) == 1)
+                GiveBack();
+        }
+
+        public void Lease() => Interlocked.Increment(ref _leases);
+
+        public void ReleaseLease()
+        {
+            if (Interlocked.Decrement(ref _leases) == 0 && Interlocked.CompareExchange(ref _returnPending, 0, 1) == 1)
+                GiveBack();
+        }
+
+        private void GiveBack()
+        {
             byte[]? array = Interlocked.Exchange(ref _array, null);
             if (array is null) return;
             Interlocked.Add(ref _pool._rentedBytes, -array.Length);

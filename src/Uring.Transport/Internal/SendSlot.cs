@@ -34,10 +34,18 @@ internal sealed unsafe class SendSlot
 
     public int Count { get; private set; }
 
+    /// <summary>Bytes the iovecs cover.</summary>
+    public long Bytes { get; private set; }
+
+    // Leases on the segments' blocks (a zero-copy send): held until its notification.
+    private IKernelLease[] _leases = [];
+    private int _leaseCount;
+
     /// <summary>Points the iovecs at the first <see cref="MaxIov"/> non-empty segments of <paramref name="buffer"/>; returns how many.</summary>
     public int Fill(in ReadOnlySequence<byte> buffer)
     {
         int count = 0;
+        long bytes = 0;
         foreach (ReadOnlyMemory<byte> segment in buffer)
         {
             if (segment.IsEmpty) continue;
@@ -47,12 +55,50 @@ internal sealed unsafe class SendSlot
             _pins[count] = pin;
             Iov[count].Base = pin.Pointer;
             Iov[count].Length = (nuint)segment.Length;
+            bytes += segment.Length;
             count++;
         }
+        Bytes = bytes;
         Msg->Iov = Iov;
         Msg->IovLength = (nuint)count;
         Count = count;
         return count;
+    }
+
+    /// <summary>
+    /// Leases the blocks behind the filled segments (for a zero-copy send: the pipe may give them
+    /// back before the kernel is done reading). False, with nothing leased, when some segment is
+    /// not the transport pool's memory.
+    /// </summary>
+    public bool TryLease(in ReadOnlySequence<byte> buffer)
+    {
+        if (_leases.Length < Count) _leases = new IKernelLease[SendSlot.MaxIov];
+        int n = 0;
+        foreach (ReadOnlyMemory<byte> segment in buffer)
+        {
+            if (segment.IsEmpty) continue;
+            if (n == Count) break;
+            if (PinnedBlockMemoryPool.LeaseOf(segment) is not { } lease)
+            {
+                Array.Clear(_leases, 0, n); // none was taken yet
+                return false;
+            }
+            _leases[n++] = lease;
+        }
+        for (int i = 0; i < n; i++) _leases[i].Lease();
+        _leaseCount = n;
+        return true;
+    }
+
+    /// <summary>Releases the leases (at the zero-copy send's notification).</summary>
+    public void ReleaseLeases()
+    {
+        for (int i = 0; i < _leaseCount; i++)
+        {
+            _leases[i].ReleaseLease();
+            _leases[i] = null!;
+        }
+        _leaseCount = 0;
     }
 
     /// <summary>Releases the pins (after the send's final completion).</summary>

@@ -93,6 +93,14 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
     private bool _resetOnClose;
     private SendSlot? _sendSlot;          // lent by the loop while a send is in flight
     private ReadOnlySequence<byte> _sending; // what the send in flight points into
+    private ulong _sendToken;             // the send in flight's user_data (for its cancel)
+    // Zero-copy sends whose notification has not come, by tag: each slot holds leases on the blocks
+    // the kernel may still read, released only at that notification (the pipe may have given the
+    // blocks back long before: they return to the pool then). When the loop stops with some still
+    // unnotified (OnLoopStopped), their leases are never released: those blocks never return.
+    private SendSlot?[]? _zeroCopy;
+    private int _zeroCopyPending;
+    private bool _zeroCopyOff;            // the kernel copied anyway (loopback): plain sends from now on
     private ManualResetValueTaskSourceCore<int> _sendCore;
     private ValueTaskAwaiter<FlushResult> _flushAwaiter;
     private Exception? _shutdownReason;
@@ -187,6 +195,9 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
             case OpKind.Send:
                 OnSend(completion.Result);
                 break;
+            case OpKind.SendZc:
+                OnSendZeroCopy(in completion);
+                break;
             case OpKind.Close:
                 OnClosed();
                 break;
@@ -198,7 +209,7 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
 
     public void OnLoopStopping() => AbortOnLoop(new ConnectionAbortedException("The transport is stopping."));
 
-    public bool InKernel => _recv != RecvOp.None || _send != SendOp.None || _close == CloseState.CloseSubmitted;
+    public bool InKernel => _recv != RecvOp.None || _send != SendOp.None || _zeroCopyPending > 0 || _close == CloseState.CloseSubmitted;
 
     /// <summary>Completes when the fd is closed and the slot released (or the loop stopped).</summary>
     internal Task Closed => _closedTask.Task;
@@ -485,15 +496,67 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
 
         SendSlot slot = _loop.SendSlots.Rent();
         int count = slot.Fill(buffer);
-        if (count == 1)
-            _loop.Ring.PrepareSend(_fd, (byte*)slot.Iov[0].Base, (int)slot.Iov[0].Length, 0, Token(OpKind.Send));
+        if (TryZeroCopy(slot, buffer, out int tag))
+        {
+            _sendToken = UserData.Encode(OpKind.SendZc, _slot, _generation, tag);
+            _loop.Ring.PrepareSendMsgZc(_fd, slot.Msg, 0, _sendToken, reportUsage: true);
+        }
         else
-            _loop.Ring.PrepareSendMsg(_fd, slot.Msg, 0, Token(OpKind.Send));
-        _sendSlot = slot;
+        {
+            _sendToken = Token(OpKind.Send);
+            if (count == 1)
+                _loop.Ring.PrepareSend(_fd, (byte*)slot.Iov[0].Base, (int)slot.Iov[0].Length, 0, _sendToken);
+            else
+                _loop.Ring.PrepareSendMsg(_fd, slot.Msg, 0, _sendToken);
+            _sendSlot = slot;
+        }
         _sending = buffer;
         _send = SendOp.InFlight;
         _sendCore.Reset();
         return new ValueTask<int>(this, _sendCore.Version);
+    }
+
+    // A large send goes zero-copy (IORING_OP_SENDMSG_ZC, 6.1) while the kernel has not reported
+    // copying it anyway: on loopback it does, and the connection then stays with plain sends; on a
+    // real NIC the pages go to the device without a copy. The slot (iovecs, leases) is the
+    // notification's to give back.
+    private bool TryZeroCopy(SendSlot slot, in ReadOnlySequence<byte> buffer, out int tag)
+    {
+        tag = 0;
+        if (_zeroCopyOff || slot.Bytes < _loop.ZeroCopyThreshold) return false;
+        _zeroCopy ??= new SendSlot?[16];
+        while (tag < _zeroCopy.Length && _zeroCopy[tag] is not null) tag++;
+        if (tag == _zeroCopy.Length || !slot.TryLease(buffer)) return false;
+        _zeroCopy[tag] = slot;
+        _zeroCopyPending++;
+        return true;
+    }
+
+    private void OnSendZeroCopy(in Completion c)
+    {
+        int tag = UserData.Tag(c.UserData);
+        if ((c.Flags & CompletionFlags.Notification) != 0)
+        {
+            ZeroCopyDone(tag, copied: (unchecked((uint)c.Result) & CompletionFlags.ZeroCopyCopied) != 0);
+            TryClose();
+            return;
+        }
+        if (!c.HasMore) ZeroCopyDone(tag, copied: false); // it failed before it began: no notification comes
+        OnSend(c.Result);
+    }
+
+    private void ZeroCopyDone(int tag, bool copied)
+    {
+        if (_zeroCopy?[tag] is not { } slot) return;
+        _zeroCopy[tag] = null;
+        _zeroCopyPending--;
+        slot.ReleaseLeases();
+        _loop.SendSlots.Return(slot);
+        if (copied && !_zeroCopyOff && !_loop.KeepZeroCopy)
+        {
+            _zeroCopyOff = true;
+            UringLog.ZeroCopyCopied(_loop.Logger, ConnectionId);
+        }
     }
 
     private void OnSend(int result)
@@ -568,14 +631,14 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
         if (_send == SendOp.InFlight)
         {
             _send = SendOp.Cancelling;
-            _loop.Ring.PrepareCancel(Token(OpKind.Send), Token(OpKind.Cancel));
+            _loop.Ring.PrepareCancel(_sendToken, Token(OpKind.Cancel));
         }
         TryClose();
     }
 
     private void TryClose()
     {
-        if (_close != CloseState.Closing || _recv != RecvOp.None || _send != SendOp.None || !_outputEnded) return;
+        if (_close != CloseState.Closing || _recv != RecvOp.None || _send != SendOp.None || !_outputEnded || _zeroCopyPending > 0) return;
         if (_inputState != InputState.Ended) ReadEnded(_shutdownReason);
         if (_resetOnClose) NativeSocket.SetLingerZero(_fd); // close sends RST
         _loop.Ring.PrepareClose(_fd, Token(OpKind.Close));

@@ -42,6 +42,9 @@ internal static partial class UringLog
     [LoggerMessage(16, LogLevel.Error, "Connection {ConnectionId}: a ConnectionClosed callback threw.")]
     public static partial void ConnectionClosedCallbackFailed(ILogger logger, string connectionId, Exception error);
 
+    [LoggerMessage(17, LogLevel.Debug, "Connection {ConnectionId}: the kernel copied a zero-copy send (loopback or a device without it); plain sends from now on.")]
+    public static partial void ZeroCopyCopied(ILogger logger, string connectionId);
+
     [LoggerMessage(20, LogLevel.Error, "I/O loop {LoopIndex}: a completion handler failed; only its connection is affected.")]
     public static partial void HandlerFailed(ILogger logger, int loopIndex, Exception error);
 

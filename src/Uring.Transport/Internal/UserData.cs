@@ -9,10 +9,11 @@ internal enum OpKind : byte
     Cancel = 5,
     Close = 6,
     Connect = 7,
+    SendZc = 8, // a zero-copy send; its tag says which of the connection's in-flight ones
 }
 
 /// <summary>
-/// user_data layout: generation (32 bits) | slot (24 bits) | op kind (8 bits). A completion whose
+/// user_data layout: generation (32 bits) | slot (24 bits) | tag (4 bits) | op kind (4 bits). A completion whose
 /// generation no longer matches its slot belongs to a previous owner and is ignored (after
 /// returning any provided buffer it carries), so a raw fd is never needed to route completions.
 /// </summary>
@@ -20,10 +21,13 @@ internal static class UserData
 {
     public const int MaxSlots = 1 << 24;
 
-    public static ulong Encode(OpKind kind, int slot, uint generation) =>
-        ((ulong)generation << 32) | ((ulong)(uint)slot << 8) | (byte)kind;
+    public static ulong Encode(OpKind kind, int slot, uint generation, int tag = 0) =>
+        ((ulong)generation << 32) | ((ulong)(uint)slot << 8) | (uint)((tag & 0xF) << 4) | (byte)kind;
 
-    public static OpKind Kind(ulong userData) => (OpKind)(byte)userData;
+    public static OpKind Kind(ulong userData) => (OpKind)(userData & 0xF);
+
+    /// <summary>A handler's own number for one of several operations of a kind in flight (0-15).</summary>
+    public static int Tag(ulong userData) => (int)((userData >> 4) & 0xF);
 
     public static int Slot(ulong userData) => (int)((userData >> 8) & 0xFFFFFF);
 

@@ -18,13 +18,14 @@ internal sealed unsafe class ScriptedRing(IRing inner) : DecoratedRing(inner)
     private Func<Completion, Completion?>? _rewriteOnce;
     private int _failWith;
     private RingFeatures _hidden;
-    private int _multishotRecvs, _singleRecvs, _multishotAccepts, _singleAccepts;
+    private int _multishotRecvs, _singleRecvs, _multishotAccepts, _singleAccepts, _zeroCopySends;
 
     public int MultishotRecvs => Volatile.Read(ref _multishotRecvs);
     public int SingleRecvs => Volatile.Read(ref _singleRecvs);
     public int MultishotAccepts => Volatile.Read(ref _multishotAccepts);
     public int SingleAccepts => Volatile.Read(ref _singleAccepts);
     public int Receives => MultishotRecvs + SingleRecvs;
+    public int ZeroCopySends => Volatile.Read(ref _zeroCopySends);
 
     /// <summary>From now on, completions for which <paramref name="predicate"/> holds are kept back.</summary>
     public void HoldWhere(Func<Completion, bool> predicate) => Volatile.Write(ref _hold, predicate);
@@ -134,6 +135,12 @@ internal sealed unsafe class ScriptedRing(IRing inner) : DecoratedRing(inner)
         Interlocked.Increment(ref _multishotAccepts);
         if ((_hidden & RingFeatures.MultishotAccept) != 0) _invented.Enqueue(new Completion(userData, -Errno.EINVAL, 0));
         else base.PrepareAcceptMultishot(fd, flags, userData);
+    }
+
+    public override void PrepareSendMsgZc(int fd, MsgHdr* message, int flags, ulong userData, bool reportUsage = false)
+    {
+        Interlocked.Increment(ref _zeroCopySends);
+        base.PrepareSendMsgZc(fd, message, flags, userData, reportUsage);
     }
 
     public override void PrepareAccept(int fd, byte* addr, uint* addrLen, int flags, ulong userData)
