@@ -90,7 +90,7 @@ public static class Program
         {
             builder.WebHost.UseUringTransport(o =>
             {
-                o.Engine = settings.Transport == "uring-epoll" ? RingEngine.Epoll : RingEngine.Auto;
+                o.Engine = settings.Transport == "uring-epoll" ? UringEngine.Epoll : UringEngine.Auto;
                 if (settings.Inline)
                 {
                     o.UnsafePreferInlineScheduling = true;

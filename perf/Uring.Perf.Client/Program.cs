@@ -37,7 +37,7 @@ public static class Program
         var handler = new SocketsHttpHandler { UseProxy = false };
         if (settings.Handler == "uring")
         {
-            handler.UseUringTransport(o => o.Engine = settings.Engine);
+            handler.UseUringTransport(o => o.Engine = (UringEngine)settings.Engine);
         }
         using var client = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(30) };
 

@@ -1,5 +1,3 @@
-using Uring.Native;
-
 namespace Uring.Transport;
 
 /// <summary>
@@ -8,8 +6,8 @@ namespace Uring.Transport;
 /// </summary>
 public interface IUringConnectionFeature
 {
-    /// <summary>The ring kind serving the connection: <see cref="RingEngine.IoUring"/> or <see cref="RingEngine.Epoll"/>.</summary>
-    RingEngine Engine { get; }
+    /// <summary>The engine serving the connection: <see cref="UringEngine.IoUring"/> or <see cref="UringEngine.Epoll"/>.</summary>
+    UringEngine Engine { get; }
 
     /// <summary>Index of the I/O loop (0 to RingCount-1) that owns the connection.</summary>
     int LoopIndex { get; }

@@ -6,11 +6,18 @@ namespace Uring.Transport;
 public sealed class UringTransportOptions
 {
     /// <summary>
+    /// The configuration section <c>UseUringTransport()</c> binds these options from ("Uring": in
+    /// appsettings.json <c>"Uring": { "RingCount": 4 }</c>, as an environment variable
+    /// <c>Uring__RingCount=4</c>). Values set in code win over configuration.
+    /// </summary>
+    public const string ConfigurationSection = "Uring";
+
+    /// <summary>
     /// Which engine drives the I/O loops. The environment variable <c>URING_TRANSPORT_ENGINE</c>
-    /// (<c>iouring</c>, <c>epoll</c>, <c>auto</c>) overrides it. Default: <see cref="RingEngine.Auto"/>
+    /// (<c>iouring</c>, <c>epoll</c>, <c>auto</c>) overrides it. Default: <see cref="UringEngine.Auto"/>
     /// (io_uring when the kernel offers everything needed, otherwise epoll, logged once).
     /// </summary>
-    public RingEngine Engine { get; set; } = RingEngine.Auto;
+    public UringEngine Engine { get; set; } = UringEngine.Auto;
 
     /// <summary>Number of I/O loops (threads, each with its own ring), at least 1. Default: <see cref="Environment.ProcessorCount"/>.</summary>
     public int RingCount { get; set; } = Environment.ProcessorCount;

@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
@@ -11,17 +12,23 @@ public static class WebHostBuilderUringExtensions
 {
     /// <summary>
     /// Makes Kestrel accept, receive and send through the io_uring transport (epoll where io_uring is
-    /// unavailable) instead of the Sockets transport. Options come from
-    /// <c>services.Configure&lt;UringTransportOptions&gt;(...)</c> or configuration binding.
+    /// unavailable) instead of the Sockets transport. Options are bound from the configuration
+    /// section <see cref="UringTransportOptions.ConfigurationSection"/> ("Uring") when present; values
+    /// set in code (<c>UseUringTransport(o =&gt; ...)</c>, <c>services.Configure&lt;UringTransportOptions&gt;(...)</c>,
+    /// before or after this call) win over configuration.
     /// </summary>
     public static IWebHostBuilder UseUringTransport(this IWebHostBuilder hostBuilder)
     {
         ArgumentNullException.ThrowIfNull(hostBuilder);
-        return hostBuilder.ConfigureServices(services =>
+        return hostBuilder.ConfigureServices((context, services) =>
         {
             // Kestrel binds with the last registered factory that can bind the endpoint.
             services.AddSingleton<IConnectionListenerFactory, UringTransportFactory>();
             services.AddOptions<UringTransportOptions>().ValidateOnStart();
+            // Configuration first of all the configure steps, so that code, registered before or after, wins.
+            if (!services.Any(d => d.ServiceType == typeof(IConfigureOptions<UringTransportOptions>) && d.ImplementationInstance is BindFromConfiguration))
+                services.Insert(0, ServiceDescriptor.Singleton<IConfigureOptions<UringTransportOptions>>(
+                    new BindFromConfiguration(context.Configuration.GetSection(UringTransportOptions.ConfigurationSection))));
             services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<UringTransportOptions>, UringTransportOptionsValidator>());
         });
     }
@@ -31,5 +38,11 @@ public static class WebHostBuilderUringExtensions
     {
         ArgumentNullException.ThrowIfNull(configureOptions);
         return hostBuilder.UseUringTransport().ConfigureServices(services => services.Configure(configureOptions));
+    }
+
+    /// <summary>Binds the "Uring" section; a value that does not convert, or a key no option has, fails naming the key.</summary>
+    private sealed class BindFromConfiguration(IConfiguration section) : IConfigureOptions<UringTransportOptions>
+    {
+        public void Configure(UringTransportOptions options) => section.Bind(options, b => b.ErrorOnUnknownConfiguration = true);
     }
 }

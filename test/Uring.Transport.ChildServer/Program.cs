@@ -64,7 +64,7 @@ public static partial class Program
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(10));
         builder.WebHost.UseUringTransport(o =>
         {
-            o.Engine = engine;
+            o.Engine = (UringEngine)engine;
             o.RingCount = 2;
         });
         builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0));

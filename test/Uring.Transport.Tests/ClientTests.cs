@@ -16,11 +16,11 @@ public sealed class ClientTests(ITestOutputHelper output)
 {
     private const string FactoryDisposed = "The connection factory was disposed.";
 
-    private static UringTransportOptions Options(RingEngine engine) => new() { Engine = engine, RingCount = TestServer.RingCount };
+    private static UringTransportOptions Options(RingEngine engine) => new() { Engine = (UringEngine)engine, RingCount = TestServer.RingCount };
 
     private static Action<UringTransportOptions> Configure(RingEngine engine) => o =>
     {
-        o.Engine = engine;
+        o.Engine = (UringEngine)engine;
         o.RingCount = TestServer.RingCount;
     };
 
@@ -182,7 +182,7 @@ public sealed class ClientTests(ITestOutputHelper output)
         Assert.Equal(SocketError.ConnectionRefused, direct.SocketErrorCode);
         await using var resolving = new UringConnectionFactory(new UringTransportOptions
         {
-            Engine = engine,
+            Engine = (UringEngine)engine,
             RingCount = TestServer.RingCount,
             ResolveHost = (_, _, _) => Task.FromResult(new[] { IPAddress.IPv6Loopback, IPAddress.Loopback }),
         });
@@ -251,7 +251,7 @@ public sealed class ClientTests(ITestOutputHelper output)
             await using var factory = new UringConnectionFactory(Options(engine));
             await using ConnectionContext connection = await factory.ConnectAsync(new UnixDomainSocketEndPoint(path), Limits.StepToken());
 
-            Assert.Equal(engine, connection.Features.Get<IUringConnectionFeature>()?.Engine);
+            Assert.Equal((UringEngine)engine, connection.Features.Get<IUringConnectionFeature>()?.Engine);
             Assert.Equal(path, connection.RemoteEndPoint?.ToString());
             await connection.Transport.Output.WriteAsync(Encoding.ASCII.GetBytes(RawConnection.Request("GET", "/plaintext", "Connection: close")));
             string response = await ReadToEndAsync(connection.Transport.Input);
@@ -317,7 +317,7 @@ public sealed class ClientTests(ITestOutputHelper output)
         IoLoopGroupRegistry.ClientLease lease = Assert.IsType<IoLoopGroupRegistry.ClientLease>(factory.Lease);
         Assert.True(lease.SharedWithServer, "The client started loops of its own although a server runs loops of its engine.");
         Assert.Equal(engine, lease.Group.Selection.Engine);
-        Assert.Equal(engine, connection.Features.Get<IUringConnectionFeature>()?.Engine);
+        Assert.Equal((UringEngine)engine, connection.Features.Get<IUringConnectionFeature>()?.Engine);
         await connection.Transport.Output.WriteAsync(Encoding.ASCII.GetBytes(RawConnection.Request("GET", "/plaintext", "Connection: close")));
         Assert.EndsWith("Hello, World!", await ReadToEndAsync(connection.Transport.Input));
     }

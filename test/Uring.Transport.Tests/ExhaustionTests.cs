@@ -124,7 +124,7 @@ public sealed class ExhaustionTests(ITestOutputHelper output)
         // after the queue filled, so the queue is bounded by twice that, not by the clients.
         const int Backlog = 4, Clients = 12, Bound = Backlog + (Backlog + 1) + 1;
         var factory = new UringTransportFactory(
-            Options.Create(new UringTransportOptions { Engine = engine, RingCount = 1, Backlog = Backlog }), NullLoggerFactory.Instance);
+            Options.Create(new UringTransportOptions { Engine = (UringEngine)engine, RingCount = 1, Backlog = Backlog }), NullLoggerFactory.Instance);
         var listener = (UringConnectionListener)await factory.BindAsync(new IPEndPoint(IPAddress.Loopback, 0));
         var clients = new List<Socket>();
         var accepted = new List<ConnectionContext>();
@@ -174,7 +174,7 @@ public sealed class ExhaustionTests(ITestOutputHelper output)
         ScriptedRing? ring = null;
         var options = new UringTransportOptions
         {
-            Engine = engine,
+            Engine = (UringEngine)engine,
             RingCount = 1,
             DecorateRing = (inner, _) => ring = new ScriptedRing(inner),
         };

@@ -16,7 +16,7 @@ public sealed class ListenHandleTests
         builder.Logging.ClearProviders();
         builder.WebHost.UseUringTransport(o =>
         {
-            o.Engine = engine;
+            o.Engine = (UringEngine)engine;
             o.RingCount = TestServer.RingCount;
         });
         builder.WebHost.ConfigureKestrel(k => k.ListenHandle((ulong)fd));

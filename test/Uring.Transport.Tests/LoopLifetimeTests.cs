@@ -19,7 +19,7 @@ public sealed class LoopLifetimeTests(ITestOutputHelper output)
     [Theory, Engines]
     public async Task Work_that_reaches_a_stopped_loop_runs_its_failure_path(RingEngine engine)
     {
-        var options = new UringTransportOptions { Engine = engine, RingCount = 1 };
+        var options = new UringTransportOptions { Engine = (UringEngine)engine, RingCount = 1 };
         IoLoopGroup group = await IoLoopGroup.StartAsync(options, new LogCollector().CreateLogger(UringLog.Category));
         IoLoop loop = group.Loops[0];
         await group.StopAsync();
@@ -38,7 +38,7 @@ public sealed class LoopLifetimeTests(ITestOutputHelper output)
     public async Task A_connect_started_on_a_stopped_loop_fails_instead_of_waiting_forever(RingEngine engine)
     {
         using Socket peer = ListenOnLoopback();
-        var options = new UringTransportOptions { Engine = engine, RingCount = 1 };
+        var options = new UringTransportOptions { Engine = (UringEngine)engine, RingCount = 1 };
         IoLoopGroup group = await IoLoopGroup.StartAsync(options, new LogCollector().CreateLogger(UringLog.Category));
         await group.StopAsync();
 
@@ -50,7 +50,7 @@ public sealed class LoopLifetimeTests(ITestOutputHelper output)
     public async Task A_connect_whose_handler_cannot_register_closes_its_socket_and_fails(RingEngine engine)
     {
         using Socket peer = ListenOnLoopback();
-        var options = new UringTransportOptions { Engine = engine, RingCount = 1 };
+        var options = new UringTransportOptions { Engine = (UringEngine)engine, RingCount = 1 };
         IoLoopGroup group = await IoLoopGroup.StartAsync(options, new LogCollector().CreateLogger(UringLog.Category));
         try
         {
@@ -210,7 +210,7 @@ public sealed class LoopLifetimeTests(ITestOutputHelper output)
         using Socket listener = ListenOnLoopback();
         var options = new UringTransportOptions
         {
-            Engine = engine,
+            Engine = (UringEngine)engine,
             RingCount = 1,
             DecorateRing = (ring, index) => holders[index] = new ScriptedRing(ring),
         };

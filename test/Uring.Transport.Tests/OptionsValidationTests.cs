@@ -67,7 +67,7 @@ public sealed class OptionsValidationTests(ITestOutputHelper output)
 
     public static TheoryData<string, Action<UringTransportOptions>> OutOfRange() => new()
     {
-        { "Engine", o => o.Engine = (RingEngine)7 },
+        { "Engine", o => o.Engine = (UringEngine)7 },
         { "RingCount", o => o.RingCount = -1 },
         { "RingCount", o => o.RingCount = 1025 },
         { "RingEntries", o => o.RingEntries = 4 },
@@ -92,9 +92,9 @@ public sealed class OptionsValidationTests(ITestOutputHelper output)
 
     public static TheoryData<Action<UringTransportOptions>> Boundaries() => new()
     {
-        o => o.Engine = RingEngine.Auto,
-        o => o.Engine = RingEngine.IoUring,
-        o => o.Engine = RingEngine.Epoll,
+        o => o.Engine = UringEngine.Auto,
+        o => o.Engine = UringEngine.IoUring,
+        o => o.Engine = UringEngine.Epoll,
         o => o.RingCount = 1,
         o => o.RingCount = 1024,
         o => o.RingEntries = 8,

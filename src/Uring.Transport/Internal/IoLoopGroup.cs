@@ -44,7 +44,7 @@ internal sealed class IoLoopGroup
     {
         var ringOptions = new RingOptions
         {
-            Engine = options.Engine,
+            Engine = (RingEngine)options.Engine,
             Entries = options.RingEntries,
             InjectSetupErrno = options.InjectSetupErrno,
             FeatureLimit = options.FeatureLimit,

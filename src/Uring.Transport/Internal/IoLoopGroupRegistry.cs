@@ -147,7 +147,7 @@ internal sealed class IoLoopGroupRegistry
     private static RingEngine RequestedEngine(UringTransportOptions options)
     {
         string? env = Environment.GetEnvironmentVariable(RingOptions.EngineEnvironmentVariable);
-        return string.IsNullOrWhiteSpace(env) ? options.Engine : RingFactory.ParseEngine(env);
+        return string.IsNullOrWhiteSpace(env) ? (RingEngine)options.Engine : RingFactory.ParseEngine(env);
     }
 
     /// <summary>A running (or starting) group and who holds it. Guarded by the registry's lock.</summary>

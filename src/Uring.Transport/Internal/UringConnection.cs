@@ -141,7 +141,7 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
         set => throw new NotSupportedException("ConnectionClosed is owned by the transport.");
     }
 
-    public RingEngine Engine => _loop.Engine;
+    public UringEngine Engine => (UringEngine)_loop.Engine;
 
     public int LoopIndex => _loop.Index;
 

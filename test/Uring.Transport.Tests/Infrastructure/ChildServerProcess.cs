@@ -36,21 +36,7 @@ internal sealed partial class ChildServerProcess : IDisposable
     /// </summary>
     public static async Task<ChildServerProcess> StartAsync(RingEngine engine, ITestOutputHelper? output, int? fdHeadroom = null)
     {
-        string[] args = [ChildDll(), "--engine", engine.ToString(), .. fdHeadroom is int n ? new[] { "--fd-headroom", n.ToString() } : []];
-        var start = new ProcessStartInfo(DotnetHost(), args)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        start.Environment.Remove("URING_TRANSPORT_ENGINE"); // the engine under test, whatever the operator set
-        var process = new Process { StartInfo = start };
-        var child = new ChildServerProcess(process, output);
-        process.OutputDataReceived += (_, e) => child.OnLine(e.Data);
-        process.ErrorDataReceived += (_, e) => child.OnLine(e.Data is null ? null : "stderr: " + e.Data);
-        process.Start();
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
+        ChildServerProcess child = Launch(engine, output, fdHeadroom);
         try
         {
             string ready = await child.WaitForLineAsync(l => l.StartsWith("READY ", StringComparison.Ordinal), TimeSpan.FromSeconds(30));
@@ -62,6 +48,29 @@ internal sealed partial class ChildServerProcess : IDisposable
             child.Dispose();
             throw;
         }
+    }
+
+    /// <summary>Starts the child without waiting for it to listen; <paramref name="environment"/> adds variables.</summary>
+    public static ChildServerProcess Launch(RingEngine engine, ITestOutputHelper? output, int? fdHeadroom = null,
+        IReadOnlyDictionary<string, string>? environment = null)
+    {
+        string[] args = [ChildDll(), "--engine", engine.ToString(), .. fdHeadroom is int n ? new[] { "--fd-headroom", n.ToString() } : []];
+        var start = new ProcessStartInfo(DotnetHost(), args)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        start.Environment.Remove("URING_TRANSPORT_ENGINE"); // the engine under test, whatever the operator set
+        foreach (var (key, value) in environment ?? new Dictionary<string, string>()) start.Environment[key] = value;
+        var process = new Process { StartInfo = start };
+        var child = new ChildServerProcess(process, output);
+        process.OutputDataReceived += (_, e) => child.OnLine(e.Data);
+        process.ErrorDataReceived += (_, e) => child.OnLine(e.Data is null ? null : "stderr: " + e.Data);
+        process.Start();
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return child;
     }
 
     /// <summary>The first line (already written or still to come) that matches; fails after <paramref name="timeout"/>.</summary>

@@ -103,7 +103,7 @@ internal sealed class TestServer : IAsyncDisposable
         {
             builder.WebHost.UseUringTransport(o =>
             {
-                o.Engine = ringEngine;
+                o.Engine = (UringEngine)ringEngine;
                 o.RingCount = RingCount;
                 setup.Transport?.Invoke(o);
                 Action<IoLoopGroup>? theirs = o.GroupStarted;
