@@ -658,8 +658,9 @@ internal sealed class IoLoop : PipeScheduler
 }
 
 /// <summary>
-/// One loop's counters: plain fields written by the loop thread (a wake-up by the waking thread),
-/// read without locks by the meter, so the hot path pays one add each.
+/// One loop's counters: plain fields written by the loop thread (a wake-up, and the rare
+/// per-connection events, with an interlocked add by whichever thread sees them), read without
+/// locks by the meter (aligned longs: no torn reads on 64-bit), so the hot path pays one add each.
 /// </summary>
 internal sealed class LoopCounters
 {
@@ -680,4 +681,16 @@ internal sealed class LoopCounters
 
     /// <summary>Receives that found no provided buffer (ENOBUFS).</summary>
     public long NoBuffers;
+
+    /// <summary>Connections a listener accepted onto this loop.</summary>
+    public long Accepted;
+
+    /// <summary>Connections the peer reset (ECONNRESET, EPIPE and the like on a receive or send).</summary>
+    public long Resets;
+
+    /// <summary>Connections ended by an unexpected receive or send errno.</summary>
+    public long Errors;
+
+    /// <summary>Connections aborted by the server (Kestrel or the application).</summary>
+    public long Aborts;
 }

@@ -154,7 +154,11 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
     /// <param name="accepted">True for a connection a listener accepted (logged here); false for an outbound one.</param>
     public void Start(bool accepted = true)
     {
-        if (accepted) UringLog.ConnectionAccepted(_loop.Logger, ConnectionId, _loop.Index, RemoteEndPoint);
+        if (accepted)
+        {
+            UringLog.ConnectionAccepted(_loop.Logger, ConnectionId, _loop.Index, RemoteEndPoint);
+            Interlocked.Increment(ref _loop.Counters.Accepted);
+        }
         ArmRecv();
         _ = SendLoopAsync();
         // Adopted after the loop's stop began (its AbortAll has run): it closes with the rest.
@@ -307,10 +311,12 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
                     break;
                 case Errno.ECONNRESET:
                     UringLog.ConnectionReset(_loop.Logger, ConnectionId);
+                    Interlocked.Increment(ref _loop.Counters.Resets);
                     ReadEnded(new ConnectionResetException("The connection was reset by the remote peer.", ErrnoException(result)));
                     break;
                 default:
                     UringLog.ConnectionError(_loop.Logger, ConnectionId, Errno.Describe(result));
+                    Interlocked.Increment(ref _loop.Counters.Errors);
                     ReadEnded(new ConnectionResetException($"Receive failed: {Errno.Describe(result)}.", ErrnoException(result)));
                     break;
             }
@@ -482,10 +488,12 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
             case Errno.ECONNABORTED:
             case Errno.ENOTCONN:
                 UringLog.ConnectionReset(_loop.Logger, ConnectionId);
+                Interlocked.Increment(ref _loop.Counters.Resets);
                 _shutdownReason ??= new ConnectionResetException($"Send failed: {Errno.Describe(result)}.", ErrnoException(result));
                 return null;
             default:
                 UringLog.ConnectionError(_loop.Logger, ConnectionId, Errno.Describe(result));
+                Interlocked.Increment(ref _loop.Counters.Errors);
                 return ErrnoException(result);
         }
     }
@@ -605,6 +613,7 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
         if (reset) _resetOnClose = true;
         if (_aborted) return;
         UringLog.ConnectionAborted(_loop.Logger, ConnectionId, reason.Message);
+        Interlocked.Increment(ref _loop.Counters.Aborts);
         _aborted = true;
         _shutdownReason ??= reason;
         ReadEnded(reason);

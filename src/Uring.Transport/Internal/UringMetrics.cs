@@ -1,4 +1,6 @@
+using System.Diagnostics;
 using System.Diagnostics.Metrics;
+using Uring.Native;
 
 namespace Uring.Transport.Internal;
 
@@ -27,7 +29,49 @@ internal static class UringMetrics
             () => Sum(g => g.Loops.Sum(l => l.BufferBytes)), "By", "Receive-buffer memory the loops have provided (grows with load, up to ProvidedBufferCount x ProvidedBufferSize per loop).");
         s_meter.CreateObservableUpDownCounter("uring.transport.provided_buffers.in_use",
             () => Sum(g => g.Loops.Sum(l => (long)l.BuffersInUse)), "{buffer}", "Receive buffers filled by the kernel and not yet recycled.");
+
+        // Per loop, tagged uring.engine and uring.loop.index (summed over groups that share an index).
+        PerLoop("uring.loop.enters", c => c.Enters, "{call}", "Submit-and-wait calls: io_uring_enter (io_uring engine) or epoll_wait rounds (epoll engine).");
+        PerLoop("uring.loop.submitted", c => c.Submitted, "{operation}", "Operations submitted (SQEs on the io_uring engine).");
+        PerLoop("uring.loop.completions", c => c.Completions, "{completion}", "Completions reaped (CQEs on the io_uring engine); divided by uring.loop.batches: completions per batch.");
+        PerLoop("uring.loop.batches", c => c.Batches, "{batch}", "Non-empty batches of completions.");
+        PerLoop("uring.loop.wakeups", c => c.Wakeups, "{wakeup}", "Eventfd writes that woke a sleeping loop for work from another thread.");
+        PerLoop("uring.loop.no_buffers", c => c.NoBuffers, "{receive}", "Receives that found every provided buffer in use (ENOBUFS); the connection waits for buffers.");
+        PerLoop("uring.loop.connections.accepted", c => c.Accepted, "{connection}", "Connections accepted onto the loop.");
+        s_meter.CreateObservableCounter("uring.loop.connections.failed", () => Failures(), "{connection}",
+            "Connections that ended in failure, by error.type: reset (by the peer), error (an unexpected errno), aborted (by the server).");
     }
+
+    private static void PerLoop(string name, Func<LoopCounters, long> value, string unit, string description) =>
+        s_meter.CreateObservableCounter(name, () => Loops(value, null), unit, description);
+
+    private static IEnumerable<Measurement<long>> Failures() =>
+        [.. Loops(c => c.Resets, "reset"), .. Loops(c => c.Errors, "error"), .. Loops(c => c.Aborts, "aborted")];
+
+    private static List<Measurement<long>> Loops(Func<LoopCounters, long> value, string? errorType)
+    {
+        var sums = new Dictionary<(RingEngine Engine, int Index), long>();
+        lock (s_groups)
+        {
+            foreach (IoLoopGroup group in s_groups)
+                foreach (IoLoop loop in group.Loops)
+                {
+                    sums.TryGetValue((loop.Engine, loop.Index), out long sum);
+                    sums[(loop.Engine, loop.Index)] = sum + value(loop.Counters);
+                }
+        }
+        var measurements = new List<Measurement<long>>(sums.Count);
+        foreach (var ((engine, index), sum) in sums)
+        {
+            var tags = errorType is null
+                ? new TagList { { "uring.engine", EngineName(engine) }, { "uring.loop.index", index } }
+                : new TagList { { "uring.engine", EngineName(engine) }, { "uring.loop.index", index }, { "error.type", errorType } };
+            measurements.Add(new Measurement<long>(sum, tags));
+        }
+        return measurements;
+    }
+
+    private static string EngineName(RingEngine engine) => engine == RingEngine.IoUring ? "io_uring" : "epoll";
 
     public static void Register(IoLoopGroup group)
     {
