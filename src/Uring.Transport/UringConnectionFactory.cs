@@ -44,9 +44,15 @@ public sealed class UringConnectionFactory : IConnectionFactory, IAsyncDisposabl
         _logger = loggerFactory.CreateLogger(UringLog.Category);
     }
 
-    /// <summary>Creates the factory with <paramref name="options"/> (default: <c>new UringTransportOptions()</c>) and no logging.</summary>
-    public UringConnectionFactory(UringTransportOptions? options = null)
-        : this(Options.Create(options ?? new UringTransportOptions()), NullLoggerFactory.Instance)
+    /// <summary>Creates the factory with default options and no logging.</summary>
+    public UringConnectionFactory()
+        : this(new UringTransportOptions())
+    {
+    }
+
+    /// <summary>Creates the factory with <paramref name="options"/> and no logging.</summary>
+    public UringConnectionFactory(UringTransportOptions options)
+        : this(Options.Create(options ?? throw new ArgumentNullException(nameof(options))), NullLoggerFactory.Instance)
     {
     }
 
