@@ -45,6 +45,10 @@ Verbs:
                  Also runs the soak test (perf/Uring.Soak) for 30 s per engine after
                  the tests, counted as one more test; --soak MINUTES changes that,
                  --soak 0 skips it.
+                 Then the consume check (test/consume/check.sh, one more test): packs,
+                 builds a throw-away app outside the repo on the package with only
+                 `using Uring.Transport;` and serves one request; --no-consume skips
+                 it, as do extra args.
                  TRX files go to artifacts/test-results/; the last line printed is
                  "N passed, N failed" (", N skipped" when tests were skipped).
                  Exits non-zero if any test failed or a test run crashed or hung
@@ -195,9 +199,12 @@ summary_and_exit() { # passed failed skipped
 }
 
 do_test() {
-    local projects=() p soak_minutes="0.5" kernels="5.19" args=()
+    local projects=() p soak_minutes="0.5" kernels="5.19" consume=1 args=()
     while (( $# > 0 )); do
-        if [[ "$1" == "--soak" ]]; then
+        if [[ "$1" == "--no-consume" ]]; then
+            consume=0
+            shift
+        elif [[ "$1" == "--soak" ]]; then
             if [[ $# -lt 2 ]]; then
                 echo "ERROR: --soak needs a number of minutes (e.g. --soak 0.5)." >&2
                 summary_and_exit 0 1 0
@@ -292,6 +299,18 @@ do_test() {
         else
             failed=$((failed + 1))
             notes+=("Uring.Soak: failed (exit code $rc; see its summary above)")
+        fi
+    fi
+    # The user's path: pack, a throw-away app outside the repo on the package, one request (one test).
+    if (( $# == 0 )) && [[ "$consume" == "1" ]]; then
+        echo "==> consume check: test/consume/check.sh"
+        rc=0
+        timeout --kill-after=10 300 test/consume/check.sh "$ARTIFACTS/consume-packages" || rc=$?
+        if (( rc == 0 )); then
+            passed=$((passed + 1))
+        else
+            failed=$((failed + 1))
+            notes+=("consume check: failed (exit code $rc; see its output above)")
         fi
     fi
     for r in "${results[@]}"; do
