@@ -169,14 +169,16 @@ public sealed class LoopLifetimeTests(ITestOutputHelper output)
         using (peer)
         {
             // The peer reads nothing: writes fill the kernel's buffers, then the output pipe, then the flush waits.
-            // (The kernel's buffers grow for a while: a flush counts as held once it waits 300 ms.)
+            // (The kernel's buffers grow for a while, and a busy machine drains slowly: a flush counts
+            // as held once it has waited 300 ms and then 1 s more.)
             PipeWriter output = connection.Transport.Output;
             byte[] chunk = new byte[64 * 1024];
             Task<FlushResult>? held = null;
             for (int i = 0; i < 4096 && held is null; i++)
             {
                 Task<FlushResult> flush = output.WriteAsync(chunk).AsTask();
-                if (await Task.WhenAny(flush, Task.Delay(300)) != flush) held = flush;
+                if (await Task.WhenAny(flush, Task.Delay(300)) != flush && await Task.WhenAny(flush, Task.Delay(1000)) != flush)
+                    held = flush;
             }
             Assert.True(held is not null, "The writes never had to wait: the peer's buffers took 256 MiB.");
 

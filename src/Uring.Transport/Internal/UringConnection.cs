@@ -445,19 +445,17 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
                 while (!buffer.IsEmpty)
                 {
                     int sent = await SendAsync(buffer);
+                    // On these two ends the read is not advanced: Complete (finally) releases it all,
+                    // so a flush waiting on backpressure wakes seeing IsCompleted. Advancing first
+                    // could wake it as if the output had drained.
                     if (sent < 0)
                     {
                         error = OnSendFailed(sent);
-                        reader.AdvanceTo(buffer.Start);
                         return;
                     }
                     buffer = buffer.Slice(sent);
-                    if (_close != CloseState.Open)
-                    {
-                        // Closing for a reason other than our own end of output: send nothing more.
-                        reader.AdvanceTo(buffer.Start);
-                        return;
-                    }
+                    if (_close != CloseState.Open) return; // closing for a reason other than our own end of output: send nothing more
+
                 }
                 reader.AdvanceTo(buffer.End);
                 if (result.IsCompleted) break;
