@@ -47,7 +47,8 @@ Verbs:
                  --soak 0 skips it.
                  Then the consume check (test/consume/check.sh, one more test): packs,
                  builds a throw-away app outside the repo on the package with only
-                 `using Uring.Transport;` and serves one request; --no-consume skips
+                 `using Uring.Transport;` and serves one request, JIT and NativeAOT
+                 (no trim/AOT warning allowed); --no-consume skips
                  it, as do extra args.
                  TRX files go to artifacts/test-results/; the last line printed is
                  "N passed, N failed" (", N skipped" when tests were skipped).

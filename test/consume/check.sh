@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The user's path, checked outside the repository: pack Uring.Transport, create a throw-away web app
 # that references the package from a local feed with only `using Uring.Transport;`, build it, serve
-# one request and check through IUringConnectionFeature that the transport served it.
+# one request and check through IUringConnectionFeature that the transport served it; then the same
+# app published with NativeAOT (no trim/AOT warning), served once more.
 # Usage: test/consume/check.sh <packages-dir>   (exit 0: passed)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 PACKAGES="$1"
 WORK="$(mktemp -d /tmp/uring-consume.XXXXXX)"
-trap 'kill "${APP_PID:-0}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
+trap 'rm -rf "$WORK"' EXIT # serve_once stops each app it starts
 
 rm -rf "$PACKAGES"; mkdir -p "$PACKAGES"
 for p in src/Uring.Native/Uring.Native.csproj src/Uring.Transport/Uring.Transport.csproj; do
@@ -50,28 +51,46 @@ app.Run();
 CS
 cp "$ROOT/global.json" "$WORK/" 2>/dev/null || true
 
+# Starts "$@" on a free port (port 0: the app logs the one it took), sends one request over bash's
+# /dev/tcp (no curl needed) and prints the body: the engine's name, or "none".
+serve_once() {
+    "$@" --urls "http://127.0.0.1:0" >"$WORK/run.log" 2>&1 &
+    local pid=$!
+    local port="" answer="" _
+    for _ in $(seq 1 200); do
+        port="$(grep -o 'Now listening on: http://127.0.0.1:[0-9]*' "$WORK/run.log" | head -n1 | sed 's/.*://' || true)"
+        [[ -n "$port" ]] && break
+        sleep 0.1
+    done
+    if [[ -n "$port" ]] && exec 3<>"/dev/tcp/127.0.0.1/$port"; then
+        printf 'GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n' >&3
+        # The body is one line of its own (chunked or not).
+        answer="$(timeout 10 cat <&3 | tr -d '\r' | grep -E '^(IoUring|Epoll|none)$' | head -n1 || true)"
+        exec 3<&-
+    fi
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    echo "$answer"
+}
+
+check_answer() { # what answer
+    case "$2" in
+        IoUring|Epoll) echo "consume: $1 PASS (served by the $2 engine)";;
+        *) cat "$WORK/run.log"; echo "consume: $1 FAIL (answer: '$2')"; exit 1;;
+    esac
+}
+
 (cd "$WORK" && dotnet build -c Release --nologo -v q -o "$WORK/out" >"$WORK/build.log" 2>&1) || { cat "$WORK/build.log"; echo "consume: FAIL (the app did not build)"; exit 1; }
 if grep -q "warning" "$WORK/build.log"; then cat "$WORK/build.log"; echo "consume: FAIL (warnings building the app)"; exit 1; fi
+check_answer "JIT build" "$(serve_once dotnet "$WORK/out/App.dll")"
 
-# Port 0: the app takes a free port and logs it; the request goes over bash's /dev/tcp (no curl needed).
-dotnet "$WORK/out/App.dll" --urls "http://127.0.0.1:0" >"$WORK/run.log" 2>&1 &
-APP_PID=$!
-PORT=""
-for _ in $(seq 1 200); do
-    PORT="$(grep -o 'Now listening on: http://127.0.0.1:[0-9]*' "$WORK/run.log" | head -n1 | sed 's/.*://' || true)"
-    [[ -n "$PORT" ]] && break
-    sleep 0.1
-done
-ANSWER=""
-if [[ -n "$PORT" ]] && exec 3<>"/dev/tcp/127.0.0.1/$PORT"; then
-    printf 'GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n' >&3
-    # The body is one line of its own (chunked or not): the engine's name, or "none".
-    ANSWER="$(timeout 10 cat <&3 | tr -d '\r' | grep -E '^(IoUring|Epoll|none)$' | head -n1 || true)"
-    exec 3<&-
+# NativeAOT: zero trim/AOT warnings, and the native binary serves too. Skipped (with the reason)
+# when the ILCompiler package cannot be restored here.
+if ! (cd "$WORK" && dotnet restore -r linux-x64 -p:PublishAot=true --nologo -v q >"$WORK/aot-restore.log" 2>&1); then
+    echo "consume: NativeAOT skipped: the ILCompiler package did not restore:"
+    grep -m3 -E "error" "$WORK/aot-restore.log" || true
+    exit 0
 fi
-kill "$APP_PID" 2>/dev/null || true
-wait "$APP_PID" 2>/dev/null || true
-case "$ANSWER" in
-    IoUring|Epoll) echo "consume: PASS (a new app on the package, served by the $ANSWER engine)";;
-    *) cat "$WORK/run.log"; echo "consume: FAIL (answer: '$ANSWER')"; exit 1;;
-esac
+(cd "$WORK" && dotnet publish -c Release -r linux-x64 -p:PublishAot=true --no-restore --nologo -v q -o "$WORK/aot" >"$WORK/aot.log" 2>&1) || { cat "$WORK/aot.log"; echo "consume: FAIL (the NativeAOT publish failed)"; exit 1; }
+if grep -q "warning" "$WORK/aot.log"; then cat "$WORK/aot.log"; echo "consume: FAIL (trim/AOT warnings)"; exit 1; fi
+check_answer "NativeAOT publish" "$(serve_once "$WORK/aot/App")"
