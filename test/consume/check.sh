@@ -85,7 +85,11 @@ if grep -q "warning" "$WORK/build.log"; then cat "$WORK/build.log"; echo "consum
 check_answer "JIT build" "$(serve_once dotnet "$WORK/out/App.dll")"
 
 # NativeAOT: zero trim/AOT warnings, and the native binary serves too. Skipped (with the reason)
-# when the ILCompiler package cannot be restored here.
+# without a native linker or when the ILCompiler package cannot be restored here.
+if ! command -v clang >/dev/null && ! command -v gcc >/dev/null; then
+    echo "consume: NativeAOT skipped: no native linker (clang or gcc) on PATH"
+    exit 0
+fi
 if ! (cd "$WORK" && dotnet restore -r linux-x64 -p:PublishAot=true --nologo -v q >"$WORK/aot-restore.log" 2>&1); then
     echo "consume: NativeAOT skipped: the ILCompiler package did not restore:"
     grep -m3 -E "error" "$WORK/aot-restore.log" || true
