@@ -18,6 +18,30 @@ internal interface IKernelLease
 }
 
 /// <summary>
+/// The kernel's leases on one block or rental and its owner's return of it: whichever comes last
+/// (the owner's return, or the last lease released after it) returns the memory, exactly once.
+/// A mutable struct: used only as a field, in place.
+/// </summary>
+internal struct LeaseCount
+{
+    private int _leases;
+    private int _returnPending; // returned by its owner while leased: the last release returns it
+
+    public void Lease() => Interlocked.Increment(ref _leases);
+
+    /// <summary>The owner gave the memory back: true when it is to be returned now (no lease holds it).</summary>
+    public bool OwnerReturned()
+    {
+        Interlocked.Exchange(ref _returnPending, 1); // a full fence before reading the leases
+        return Volatile.Read(ref _leases) == 0 && Interlocked.CompareExchange(ref _returnPending, 0, 1) == 1;
+    }
+
+    /// <summary>A lease ended: true when it was the last one after the owner's return (return it now).</summary>
+    public bool Release() =>
+        Interlocked.Decrement(ref _leases) == 0 && Interlocked.CompareExchange(ref _returnPending, 0, 1) == 1;
+}
+
+/// <summary>
 /// The transport's memory pool: 4 KiB blocks carved from pinned slabs on the pinned object heap, so
 /// the kernel can read and write them without the GC moving anything. Blocks are never freed, only
 /// returned; rentals larger than a block get a pinned array, a few of each power-of-two size kept for reuse.
@@ -130,8 +154,7 @@ internal sealed class PinnedBlockMemoryPool : MemoryPool<byte>
     /// <summary>A block: a pinned slice of a slab. Pinning is free: the slab never moves.</summary>
     private sealed unsafe class Block : MemoryManager<byte>, IKernelLease
     {
-        private int _leases;
-        private int _returnPending; // given back by its owner while leased: returned by the last release
+        private LeaseCount _leases;
 
         private readonly PinnedBlockMemoryPool _pool;
         private readonly byte[] _slab;
@@ -168,24 +191,20 @@ internal sealed class PinnedBlockMemoryPool : MemoryPool<byte>
             // Kestrel disposes each rented block exactly once; guard against double returns anyway.
             if (!Rented) return;
             Rented = false;
-            Interlocked.Exchange(ref _returnPending, 1); // a full fence before reading the leases
-            if (Volatile.Read(ref _leases) == 0 && Interlocked.CompareExchange(ref _returnPending, 0, 1) == 1)
-                _pool.Return(this);
+            if (_leases.OwnerReturned()) _pool.Return(this);
         }
 
-        public void Lease() => Interlocked.Increment(ref _leases);
+        public void Lease() => _leases.Lease();
 
         public void ReleaseLease()
         {
-            if (Interlocked.Decrement(ref _leases) == 0 && Interlocked.CompareExchange(ref _returnPending, 0, 1) == 1)
-                _pool.Return(this);
+            if (_leases.Release()) _pool.Return(this);
         }
     }
 
     private sealed unsafe class Oversized : MemoryManager<byte>, IKernelLease
     {
-        private int _leases;
-        private int _returnPending;
+        private LeaseCount _leases;
 
         private readonly PinnedBlockMemoryPool _pool;
         private byte[]? _array;
@@ -217,17 +236,14 @@ internal sealed class PinnedBlockMemoryPool : MemoryPool<byte>
         protected override void Dispose(bool disposing)
         {
             if (Interlocked.Exchange(ref _returned, 1) != 0) return;
-            Interlocked.Exchange(ref _returnPending, 1);
-            if (Volatile.Read(ref _leases) == 0 && Interlocked.CompareExchange(ref _returnPending, 0, 1) == 1)
-                GiveBack();
+            if (_leases.OwnerReturned()) GiveBack();
         }
 
-        public void Lease() => Interlocked.Increment(ref _leases);
+        public void Lease() => _leases.Lease();
 
         public void ReleaseLease()
         {
-            if (Interlocked.Decrement(ref _leases) == 0 && Interlocked.CompareExchange(ref _returnPending, 0, 1) == 1)
-                GiveBack();
+            if (_leases.Release()) GiveBack();
         }
 
         private void GiveBack()
