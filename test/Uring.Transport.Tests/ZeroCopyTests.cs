@@ -12,6 +12,7 @@ namespace Uring.Transport.Tests;
 public sealed class ZeroCopyTests(ITestOutputHelper output)
 {
     private const int MiB = 1024 * 1024;
+    private const int Threshold = 16 * 1024;
 
     private static bool KernelHasIt =>
         (KernelProbe.Current.Features & KernelProbe.Limit & (RingFeatures.SendZc | RingFeatures.SendZcReportUsage))
@@ -22,15 +23,7 @@ public sealed class ZeroCopyTests(ITestOutputHelper output)
     {
         if (!KernelHasIt) return; // nothing to check on a kernel without zero-copy usage reports (xunit 2 has no dynamic skip)
         var rings = new ScriptedRing?[TestServer.RingCount];
-        await using TestServer server = await TestServer.StartAsync(RingEngine.IoUring, app => app.Run(Uring.Perf.SampleEndpoints.Handle), output,
-            new ServerSetup
-            {
-                Transport = o =>
-                {
-                    o.ZeroCopySendThreshold = 16 * 1024;
-                    o.DecorateRing = (ring, index) => rings[index] = new ScriptedRing(ring);
-                },
-            });
+        await using TestServer server = await StartAsync(rings, Threshold, keepZeroCopy: false);
 
         using RawConnection connection = await server.ConnectRawAsync();
         for (int i = 0; i < 3; i++)
@@ -49,8 +42,7 @@ public sealed class ZeroCopyTests(ITestOutputHelper output)
     public async Task By_default_no_send_is_zero_copy()
     {
         var rings = new ScriptedRing?[TestServer.RingCount];
-        await using TestServer server = await TestServer.StartAsync(RingEngine.IoUring, app => app.Run(Uring.Perf.SampleEndpoints.Handle), output,
-            new ServerSetup { Transport = o => o.DecorateRing = (ring, index) => rings[index] = new ScriptedRing(ring) });
+        await using TestServer server = await StartAsync(rings, threshold: null, keepZeroCopy: false);
         using RawConnection connection = await server.ConnectRawAsync();
         await connection.SendAsync(RawConnection.Request("GET", "/bytes?size=1048576"));
         RawResponse response = await connection.ReadResponseAsync();
@@ -65,16 +57,7 @@ public sealed class ZeroCopyTests(ITestOutputHelper output)
     {
         if (!KernelHasIt) return;
         var rings = new ScriptedRing?[TestServer.RingCount];
-        await using TestServer server = await TestServer.StartAsync(RingEngine.IoUring, app => app.Run(Uring.Perf.SampleEndpoints.Handle), output,
-            new ServerSetup
-            {
-                Transport = o =>
-                {
-                    o.ZeroCopySendThreshold = 16 * 1024;
-                    o.KeepZeroCopy = true; // every large send zero-copy, though loopback copies
-                    o.DecorateRing = (ring, index) => rings[index] = new ScriptedRing(ring);
-                },
-            });
+        await using TestServer server = await StartAsync(rings, Threshold, keepZeroCopy: true); // every large send zero-copy, though loopback copies
         using RawConnection connection = await server.ConnectRawAsync();
         await connection.SendAsync(RawConnection.Request("GET", $"/bytes?size={mebibytes * MiB}"));
         RawResponse response = await connection.ReadResponseAsync();
@@ -88,16 +71,7 @@ public sealed class ZeroCopyTests(ITestOutputHelper output)
     {
         if (!KernelHasIt) return;
         var rings = new ScriptedRing?[TestServer.RingCount];
-        await using TestServer server = await TestServer.StartAsync(RingEngine.IoUring, app => app.Run(Uring.Perf.SampleEndpoints.Handle), output,
-            new ServerSetup
-            {
-                Transport = o =>
-                {
-                    o.ZeroCopySendThreshold = 16 * 1024;
-                    o.KeepZeroCopy = true;
-                    o.DecorateRing = (ring, index) => rings[index] = new ScriptedRing(ring);
-                },
-            });
+        await using TestServer server = await StartAsync(rings, Threshold, keepZeroCopy: true);
         await ServerResources.AssertServesAsync(server);
         long baseline = server.Group.Pool.RentedBytes;
 
@@ -116,4 +90,16 @@ public sealed class ZeroCopyTests(ITestOutputHelper output)
         Assert.True(await Eventually.HoldsAsync(() => server.Group.Pool.RentedBytes <= baseline, Limits.Stop),
             $"The pool did not get its blocks back after the notifications: {server.Group.Pool.RentedBytes - baseline} bytes still out.");
     }
+
+    /// <summary>The sample app on io_uring, each loop's ring scripted into <paramref name="rings"/>; threshold null: the default.</summary>
+    private Task<TestServer> StartAsync(ScriptedRing?[] rings, int? threshold, bool keepZeroCopy) =>
+        TestServer.StartAsync(RingEngine.IoUring, app => app.Run(Uring.Perf.SampleEndpoints.Handle), output, new ServerSetup
+        {
+            Transport = o =>
+            {
+                if (threshold is int t) o.ZeroCopySendThreshold = t;
+                o.KeepZeroCopy = keepZeroCopy;
+                o.DecorateRing = (ring, index) => rings[index] = new ScriptedRing(ring);
+            },
+        });
 }
