@@ -310,13 +310,11 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
                     else ArmRecv();
                     break;
                 case Errno.ECONNRESET:
-                    UringLog.ConnectionReset(_loop.Logger, ConnectionId);
-                    Interlocked.Increment(ref _loop.Counters.Resets);
+                    OnPeerReset();
                     ReadEnded(new ConnectionResetException("The connection was reset by the remote peer.", ErrnoException(result)));
                     break;
                 default:
-                    UringLog.ConnectionError(_loop.Logger, ConnectionId, Errno.Describe(result));
-                    Interlocked.Increment(ref _loop.Counters.Errors);
+                    OnUnexpectedErrno(result);
                     ReadEnded(new ConnectionResetException($"Receive failed: {Errno.Describe(result)}.", ErrnoException(result)));
                     break;
             }
@@ -455,7 +453,6 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
                     }
                     buffer = buffer.Slice(sent);
                     if (_close != CloseState.Open) return; // closing for a reason other than our own end of output: send nothing more
-
                 }
                 reader.AdvanceTo(buffer.End);
                 if (result.IsCompleted) break;
@@ -474,6 +471,19 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
         }
     }
 
+    // Logged and counted (uring.loop.connections.failed) alike for receives and sends.
+    private void OnPeerReset()
+    {
+        UringLog.ConnectionReset(_loop.Logger, ConnectionId);
+        Interlocked.Increment(ref _loop.Counters.Resets);
+    }
+
+    private void OnUnexpectedErrno(int result)
+    {
+        UringLog.ConnectionError(_loop.Logger, ConnectionId, Errno.Describe(result));
+        Interlocked.Increment(ref _loop.Counters.Errors);
+    }
+
     /// <summary>Classifies a failed send: null for a reset peer or our own cancel, else the unexpected error.</summary>
     private Exception? OnSendFailed(int result)
     {
@@ -485,13 +495,11 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
             case Errno.EPIPE:
             case Errno.ECONNABORTED:
             case Errno.ENOTCONN:
-                UringLog.ConnectionReset(_loop.Logger, ConnectionId);
-                Interlocked.Increment(ref _loop.Counters.Resets);
+                OnPeerReset();
                 _shutdownReason ??= new ConnectionResetException($"Send failed: {Errno.Describe(result)}.", ErrnoException(result));
                 return null;
             default:
-                UringLog.ConnectionError(_loop.Logger, ConnectionId, Errno.Describe(result));
-                Interlocked.Increment(ref _loop.Counters.Errors);
+                OnUnexpectedErrno(result);
                 return ErrnoException(result);
         }
     }
