@@ -306,7 +306,7 @@ do_test() {
     if (( $# == 0 )) && [[ "$consume" == "1" ]]; then
         echo "==> consume check: test/consume/check.sh"
         rc=0
-        timeout --kill-after=10 300 test/consume/check.sh "$ARTIFACTS/consume-packages" || rc=$?
+        { do_pack "$ARTIFACTS/consume-packages" >/dev/null && timeout --kill-after=10 300 test/consume/check.sh "$ARTIFACTS/consume-packages"; } || rc=$?
         if (( rc == 0 )); then
             passed=$((passed + 1))
         else
@@ -366,17 +366,17 @@ run_project() { # $1 = project dir, $2 = what it is, rest = args after --
     exec dotnet run -c Release --project "$dir" -- "$@"
 }
 
-do_pack() {
-    rm -rf "$PACKAGES"
-    mkdir -p "$PACKAGES"
-    local p
+do_pack() { # [output dir, default artifacts/packages]
+    local out="${1:-$PACKAGES}" p
+    rm -rf "$out"
+    mkdir -p "$out"
     for p in src/Uring.Native/Uring.Native.csproj src/Uring.Transport/Uring.Transport.csproj; do
-        echo "==> dotnet pack $p -c Release -o ${PACKAGES#"$ROOT/"}"
-        dotnet pack "$p" -c Release -o "$PACKAGES"
+        echo "==> dotnet pack $p -c Release -o ${out#"$ROOT/"}"
+        dotnet pack "$p" -c Release -o "$out"
     done
     echo
     echo "Packages:"
-    ls -1 "$PACKAGES"
+    ls -1 "$out"
 }
 
 verb="${1:-help}"

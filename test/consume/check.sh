@@ -1,22 +1,20 @@
 #!/usr/bin/env bash
-# The user's path, checked outside the repository: pack Uring.Transport, create a throw-away web app
-# that references the package from a local feed with only `using Uring.Transport;`, build it, serve
+# The user's path, checked outside the repository: a throw-away web app that references the
+# Uring.Transport package from a local feed with only `using Uring.Transport;`; build it, serve
 # one request and check through IUringConnectionFeature that the transport served it; then the same
 # app published with NativeAOT (no trim/AOT warning), served once more.
-# Usage: test/consume/check.sh <packages-dir>   (exit 0: passed)
+# Usage: test/consume/check.sh <packages-dir>   (exit 0: passed); ./build.sh test packs into it first
+# (the same pack as ./build.sh pack).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 PACKAGES="$1"
 WORK="$(mktemp -d /tmp/uring-consume.XXXXXX)"
 trap 'rm -rf "$WORK"' EXIT # serve_once stops each app it starts
 
-rm -rf "$PACKAGES"; mkdir -p "$PACKAGES"
-for p in src/Uring.Native/Uring.Native.csproj src/Uring.Transport/Uring.Transport.csproj; do
-    dotnet pack "$ROOT/$p" -c Release -o "$PACKAGES" --nologo -v q >/dev/null
-done
-PKG="$(ls "$PACKAGES"/Uring.Transport.*.nupkg | grep -v '\.snupkg$' | head -n1)"
+PKG="$(ls "$PACKAGES"/Uring.Transport.*.nupkg 2>/dev/null | grep -v '\.snupkg$' | head -n1 || true)"
+[[ -n "$PKG" ]] || { echo "consume: FAIL (no Uring.Transport package in $PACKAGES: run ./build.sh pack or ./build.sh test)"; exit 1; }
 VERSION="$(basename "$PKG" .nupkg)"; VERSION="${VERSION#Uring.Transport.}"
-echo "consume: packed Uring.Transport $VERSION"
+echo "consume: Uring.Transport $VERSION from ${PACKAGES}"
 
 cat >"$WORK/nuget.config" <<XML
 <?xml version="1.0" encoding="utf-8"?>
