@@ -76,7 +76,7 @@ public unsafe interface IRing : IDisposable
     /// </summary>
     int AvailableBuffers(ProvidedBufferRing buffers);
 
-    /// <summary>Registers fixed buffers (pinned slabs) for <c>*_FIXED</c> / zero-copy sends.</summary>
+    /// <summary>Registers fixed buffers (IORING_REGISTER_BUFFERS) for <c>*_FIXED</c> operations.</summary>
     int RegisterBuffers(ReadOnlySpan<IoVec> buffers);
 
     /// <summary>Unregisters the fixed buffers.</summary>

@@ -5,12 +5,15 @@ namespace Uring.Native;
 /// <summary>Chooses an engine and creates rings.</summary>
 public static class RingFactory
 {
-    /// <summary>Opcodes the transport cannot do without. SEND_ZC is optional (used when present).</summary>
+    /// <summary>
+    /// Opcodes the transport issues (accept, receive, send, connect, close, cancel) and the ring
+    /// itself does (NOP for the set-up round trip, READ of its wake eventfd). The zero-copy sends are
+    /// optional: used only when the kernel has them and <c>ZeroCopySendThreshold</c> asks for them.
+    /// </summary>
     public static readonly IoUringOp[] RequiredOps =
     [
         IoUringOp.Nop, IoUringOp.Accept, IoUringOp.Recv, IoUringOp.Send, IoUringOp.SendMsg,
-        IoUringOp.Connect, IoUringOp.Read, IoUringOp.Close, IoUringOp.Shutdown,
-        IoUringOp.AsyncCancel, IoUringOp.PollAdd,
+        IoUringOp.Connect, IoUringOp.Read, IoUringOp.Close, IoUringOp.AsyncCancel,
     ];
 
     /// <summary>

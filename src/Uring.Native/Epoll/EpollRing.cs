@@ -32,7 +32,7 @@ public sealed unsafe partial class EpollRing : IRing
 
     private readonly OperationTable _ops;
     private readonly FdTable _fds = new();
-    private readonly CompletionQueue _completions;
+    private readonly CompletionBacklog _completions;
     private readonly Dictionary<ulong, int> _byUserData = new();
     private readonly int[] _submissions;
     private int _submissionCount;
@@ -45,7 +45,6 @@ public sealed unsafe partial class EpollRing : IRing
     private readonly EventFdHandle _wake;
     private readonly int _wakeFd;
     private int _readyHead = -1;
-    private Thread? _owner;
     private bool _disposed;
 
     /// <summary>Creates the ring: an epoll instance and the eventfd that <see cref="Wake"/> writes.</summary>
@@ -66,7 +65,7 @@ public sealed unsafe partial class EpollRing : IRing
         CompletionQueueSize = size * 4;
         _submissions = new int[size];
         _ops = new OperationTable(size * 2);
-        _completions = new CompletionQueue(CompletionQueueSize);
+        _completions = new CompletionBacklog(CompletionQueueSize);
 
         _epollFd = Libc.epoll_create1(EPOLL_CLOEXEC);
         if (_epollFd < 0) throw new RingException("epoll_create1", Libc.Errno);
@@ -115,15 +114,8 @@ public sealed unsafe partial class EpollRing : IRing
     public int CompletionQueueSize { get; }
 
     /// <inheritdoc />
-    /// <remarks>Nothing to enable for epoll: records the owning thread only.</remarks>
-    public void Enable()
-    {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        _owner = Thread.CurrentThread;
-    }
-
-    /// <summary>The thread that called <see cref="Enable"/>, for diagnostics; null before.</summary>
-    internal Thread? Owner => _owner;
+    /// <remarks>Nothing to enable for epoll.</remarks>
+    public void Enable() => ObjectDisposedException.ThrowIf(_disposed, this);
 
     /// <inheritdoc />
     public bool Supports(IoUringOp opcode) => opcode is IoUringOp.Nop or IoUringOp.Accept or IoUringOp.Recv or IoUringOp.WriteFixed or IoUringOp.SendMsgZc
@@ -269,7 +261,6 @@ public sealed unsafe partial class EpollRing : IRing
         _epollFd = -1;
         NativeMemory.Free(_events);
         _events = null;
-        _owner = null;
     }
 
     // Adds fd to the epoll set, or re-arms it when already there. MOD/ADD both report readiness that

@@ -51,8 +51,7 @@ public sealed unsafe partial class IoUringRing : IRing
     private readonly bool[] _supported = new bool[256];
     private uint _sqeTail;          // our producer index; published to *_sqTail on submit
     private long _prepared;         // SQEs written so far (64-bit: _sqeTail wraps)
-    private Completion[] _backlog = new Completion[16]; // CQEs moved out of the CQ when the kernel answered EBUSY
-    private int _backlogHead, _backlogCount;
+    private readonly CompletionBacklog _backlog = new(16); // CQEs moved out of the CQ when the kernel answered EBUSY
     private int _enterFd;           // the ring fd, or its registered index (IORING_ENTER_REGISTERED_RING)
     private uint _enterFlags;
     private bool _enabled;
@@ -147,9 +146,6 @@ public sealed unsafe partial class IoUringRing : IRing
 
     /// <summary>The IORING_FEAT_* flags the kernel reported.</summary>
     public uint KernelFeatureFlags { get; }
-
-    /// <summary>The ring's file descriptor.</summary>
-    public int RingFd => _ringFd;
 
     /// <summary>Names of the accepted setup flags, for logs.</summary>
     public string DescribeSetupFlags() => DescribeSetupFlags(SetupFlags);
@@ -315,7 +311,7 @@ public sealed unsafe partial class IoUringRing : IRing
 
     private uint Unsubmitted => _sqeTail - Volatile.Read(ref *_sqHead);
 
-    private int CompletionsReady => _backlogCount + (int)(Volatile.Read(ref *_cqTail) - *_cqHead);
+    private int CompletionsReady => _backlog.Count + (int)(Volatile.Read(ref *_cqTail) - *_cqHead);
 
     /// <inheritdoc />
     public int SubmitAndWait(int minComplete, int timeoutMs = -1)
@@ -375,13 +371,7 @@ public sealed unsafe partial class IoUringRing : IRing
     /// <inheritdoc />
     public int DrainCompletions(Span<Completion> destination)
     {
-        int n = 0;
-        while (n < destination.Length && _backlogCount > 0)
-        {
-            destination[n++] = _backlog[_backlogHead];
-            _backlogHead = (_backlogHead + 1) & (_backlog.Length - 1);
-            _backlogCount--;
-        }
+        int n = _backlog.Drain(destination);
         n += DrainRing(destination.Slice(n));
         if (n < destination.Length && (Volatile.Read(ref *_sqFlags) & IORING_SQ_CQ_OVERFLOW) != 0)
         {
@@ -428,20 +418,10 @@ public sealed unsafe partial class IoUringRing : IRing
                 rearmWake = true;
                 continue;
             }
-            if (_backlogCount == _backlog.Length) GrowBacklog();
-            _backlog[(_backlogHead + _backlogCount) & (_backlog.Length - 1)] = Unsafe.As<IoUringCqe, Completion>(ref *cqe);
-            _backlogCount++;
+            _backlog.Add(in Unsafe.As<IoUringCqe, Completion>(ref *cqe));
         }
         Volatile.Write(ref *_cqHead, head);
         if (rearmWake) ArmWake();
-    }
-
-    private void GrowBacklog()
-    {
-        var bigger = new Completion[_backlog.Length * 2];
-        for (int i = 0; i < _backlogCount; i++) bigger[i] = _backlog[(_backlogHead + i) & (_backlog.Length - 1)];
-        _backlog = bigger;
-        _backlogHead = 0;
     }
 
     /// <summary>Next free SQE, zeroed. When the SQ is full, submits what it holds first.</summary>

@@ -101,8 +101,6 @@ internal sealed class IoLoop : PipeScheduler
     /// <summary>The provided receive buffers; use only on the loop thread.</summary>
     public ProvidedBufferRing Buffers => _buffers!;
 
-    public bool IsLoopThread => Thread.CurrentThread == _thread;
-
     /// <summary>The loop thread's kernel thread id once it runs (0 before).</summary>
     public int OsThreadId { get; private set; }
 
@@ -112,7 +110,7 @@ internal sealed class IoLoop : PipeScheduler
     /// <summary>False once the loop has stopped or faulted: new connections go to other loops.</summary>
     public bool IsRunning => State == LoopState.Running && !_stopRequested;
 
-    /// <summary>Approximate number of open connections, for picking a loop.</summary>
+    /// <summary>Open connections on this loop (the connections instrument sums them).</summary>
     public int ConnectionCount => Volatile.Read(ref _connectionCount);
 
     /// <summary>Work items waiting for the loop (for diagnostics).</summary>

@@ -1,26 +1,29 @@
 using System.Numerics;
 
-namespace Uring.Native.Epoll;
+namespace Uring.Native;
 
 /// <summary>
-/// The emulated CQ: a power-of-two circular buffer that doubles when full. The kernel's CQ never
-/// drops either (IORING_FEAT_NODROP); growing is the emulation's overflow list.
+/// Completions waiting to be drained, in arrival order: a power-of-two circular buffer that doubles
+/// when full, so nothing is ever dropped (as the kernel's CQ with IORING_FEAT_NODROP). The epoll
+/// engine's whole CQ; the io_uring engine's overflow, for CQEs moved out of a full CQ.
 /// </summary>
-internal sealed class CompletionQueue
+internal sealed class CompletionBacklog
 {
     private Completion[] _items;
     private int _head;
     private int _count;
 
-    internal CompletionQueue(int capacity) =>
+    internal CompletionBacklog(int capacity) =>
         _items = new Completion[BitOperations.RoundUpToPowerOf2((uint)Math.Max(capacity, 16))];
 
     internal int Count => _count;
 
-    internal void Add(ulong userData, int result, uint flags)
+    internal void Add(ulong userData, int result, uint flags) => Add(new Completion(userData, result, flags));
+
+    internal void Add(in Completion completion)
     {
         if (_count == _items.Length) Grow();
-        _items[(_head + _count) & (_items.Length - 1)] = new Completion(userData, result, flags);
+        _items[(_head + _count) & (_items.Length - 1)] = completion;
         _count++;
     }
 
