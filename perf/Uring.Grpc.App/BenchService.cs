@@ -81,10 +81,13 @@ public sealed class BenchService(StreamLog log) : Bench.BenchBase
             }
             log.Record(StreamEnd.Completed);
         }
-        catch (OperationCanceledException) when (token.IsCancellationRequested)
+        catch (Exception ex) when (token.IsCancellationRequested && ex is OperationCanceledException or InvalidOperationException)
         {
+            // The call ended from outside (client cancel, deadline): a write then fails with
+            // InvalidOperationException ("the request is complete") rather than OperationCanceledException
+            // when it races the cancellation. Either way nothing more can be sent, and gRPC already
+            // knows the call's status.
             log.Record(context.Deadline <= DateTime.UtcNow ? StreamEnd.DeadlineExceeded : StreamEnd.Cancelled);
-            throw;
         }
     }
 
