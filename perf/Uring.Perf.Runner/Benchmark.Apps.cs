@@ -10,15 +10,21 @@ namespace Uring.Perf.Runner;
 // and stops them.
 internal sealed partial class Benchmark
 {
-    /// <summary>An app an app scenario measures. <paramref name="Probe"/>: its readiness check (null: GET /plaintext).</summary>
-    private sealed record AppUnderTest(string Name, string Project, string Dll, string What, Func<string, string?>? Probe);
+    /// <summary>
+    /// A server app the runner starts per contender. <paramref name="LogPrefix"/>: its log files'
+    /// names ("server-uring.log"); <paramref name="Probe"/>: its readiness check (null: GET /plaintext).
+    /// </summary>
+    private sealed record AppUnderTest(string Name, string Project, string Dll, string What, string LogPrefix, Func<string, string?>? Probe);
+
+    /// <summary>The sample app: the contenders of every other scenario, and proxy-64's backend.</summary>
+    private static readonly AppUnderTest s_sample = new("Uring.Perf.App", AppProject, AppDll, "the app", "server", Probe: null);
 
     private static readonly AppUnderTest s_proxy = new("Uring.Proxy.App",
-        "perf/Uring.Proxy.App/Uring.Proxy.App.csproj", "perf/Uring.Proxy.App/bin/Release/net10.0/Uring.Proxy.App.dll", "the proxy app",
+        "perf/Uring.Proxy.App/Uring.Proxy.App.csproj", "perf/Uring.Proxy.App/bin/Release/net10.0/Uring.Proxy.App.dll", "the proxy app", "proxy",
         Probe: null); // GET /plaintext through the proxy: the backend's "Hello, World!" proves the route too
 
     private static readonly AppUnderTest s_grpc = new("Uring.Grpc.App",
-        "perf/Uring.Grpc.App/Uring.Grpc.App.csproj", "perf/Uring.Grpc.App/bin/Release/net10.0/Uring.Grpc.App.dll", "the gRPC app",
+        "perf/Uring.Grpc.App/Uring.Grpc.App.csproj", "perf/Uring.Grpc.App/bin/Release/net10.0/Uring.Grpc.App.dll", "the gRPC app", "grpc",
         GrpcUnary.Probe);
 
     private string? _grpcPayload;
@@ -79,7 +85,7 @@ internal sealed partial class Benchmark
                 {
                     return;
                 }
-                var server = StartContender(contender, dotnet, Path.Combine(repoRoot, app.Dll), app.Name, NextPort(), h2Port: null, extraArgs, app.Probe);
+                var server = StartContender(contender, dotnet, app, NextPort(), h2Port: null, extraArgs);
                 if (server is not null)
                 {
                     servers.Add(server);
@@ -116,7 +122,7 @@ internal sealed partial class Benchmark
         string log = Path.Combine(runDir, $"proxy-backend{(_place.Unpinned ? "-defaults" : "")}.log");
         Say($"==> starting the proxy's backend: {(_place.LoadCpus is null ? "" : $"taskset -c {_place.LoadCpus} ")}dotnet Uring.Perf.App.dll " +
             string.Join(' ', sockets.AppArgs($"http://127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}", rings)));
-        var backend = ServerProcess.Start(sockets, dotnet, Path.Combine(repoRoot, AppDll), _place.LoadCpus, rings, port, h2Port: null, log, out error);
+        var backend = ServerProcess.Start(sockets, dotnet, Path.Combine(repoRoot, s_sample.Dll), _place.LoadCpus, rings, port, h2Port: null, log, out error);
         if (backend is not null)
         {
             Say($"    listening on :{port}, pid {backend.Pid}");

@@ -161,7 +161,6 @@ internal sealed partial class Benchmark(RunnerOptions options, string repoRoot, 
     private void StartServers()
     {
         string dotnet = ChildProcesses.Which("dotnet") ?? throw new BenchmarkException("dotnet is not on PATH");
-        string dll = Path.Combine(repoRoot, AppDll);
         bool h2Endpoint = options.H2cEndpoint && options.Scenarios.Any(s => s.Kind == ScenarioKind.H2c);
         var started = new List<ServerProcess>();
 
@@ -174,7 +173,7 @@ internal sealed partial class Benchmark(RunnerOptions options, string repoRoot, 
             int port = NextPort();
             // Each pass's servers take new ports: the previous pass's may still have connections in TIME_WAIT.
             int? h2Port = h2Endpoint ? ServerProcess.FreePort(port + 100, _ports) : null;
-            var server = StartContender(contender, dotnet, dll, "Uring.Perf.App", port, h2Port);
+            var server = StartContender(contender, dotnet, s_sample, port, h2Port);
             if (server is not null)
             {
                 started.Add(server);
@@ -189,19 +188,16 @@ internal sealed partial class Benchmark(RunnerOptions options, string repoRoot, 
     /// <summary>
     /// Starts one contender's server on the server CPUs, records it in runs.json and, when it runs,
     /// in <see cref="_servers"/>; null (recorded, said) when it did not start. <paramref name="app"/>
-    /// names the app in the log file and the console; <paramref name="extraArgs"/> and
-    /// <paramref name="probe"/> as for <see cref="ServerProcess.Start"/>.
+    /// is the app to start; <paramref name="extraArgs"/> as for <see cref="ServerProcess.Start"/>.
     /// </summary>
-    private ServerProcess? StartContender(Contender contender, string dotnet, string dll, string app, int port, int? h2Port,
-        IReadOnlyList<string>? extraArgs = null, Func<string, string?>? probe = null)
+    private ServerProcess? StartContender(Contender contender, string dotnet, AppUnderTest app, int port, int? h2Port, IReadOnlyList<string>? extraArgs = null)
     {
         string urls = $"http://127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}";
-        string prefix = app == "Uring.Perf.App" ? "server" : app.Replace("Uring.", "", StringComparison.Ordinal).Replace(".App", "", StringComparison.Ordinal).ToLowerInvariant();
-        string log = Path.Combine(runDir, $"{prefix}-{contender.Name}{(_place.Unpinned ? "-defaults" : "")}.log");
+        string log = Path.Combine(runDir, $"{app.LogPrefix}-{contender.Name}{(_place.Unpinned ? "-defaults" : "")}.log");
         var record = new ContenderRecord
         {
             Name = contender.Name,
-            App = app == "Uring.Perf.App" ? null : app,
+            App = app == s_sample ? null : app.Name,
             AppArgs = [.. contender.AppArgs(urls, _place.Rings), .. extraArgs ?? []],
             Port = port,
             H2Port = h2Port,
@@ -210,8 +206,9 @@ internal sealed partial class Benchmark(RunnerOptions options, string repoRoot, 
         };
         file.Contenders.Add(record);
 
-        Say($"==> starting {contender.Name}: {Pinning()}dotnet {app}.dll {string.Join(' ', record.AppArgs)}");
-        var server = ServerProcess.Start(contender, dotnet, dll, _place.ServerCpus, _place.Rings, port, h2Port, log, out string? error, extraArgs: extraArgs, probe: probe);
+        Say($"==> starting {contender.Name}: {Pinning()}dotnet {app.Name}.dll {string.Join(' ', record.AppArgs)}");
+        var server = ServerProcess.Start(contender, dotnet, Path.Combine(repoRoot, app.Dll), _place.ServerCpus, _place.Rings, port, h2Port, log, out string? error,
+            extraArgs: extraArgs, probe: app.Probe);
         if (server is null)
         {
             record.Error = error;
