@@ -123,7 +123,7 @@ internal sealed record Scenario(string Name, ScenarioKind Kind, string Path, int
             "the rows are the proxy's transport, inbound and outbound (sockets = Kestrel's default and YARP's default SocketsHttpHandler; uring = UseUringTransport() and the forwarder's handler on the transport, sharing the proxy's loops); " +
             "the backend (one process for every row) runs with the load tool on the load CPUs; CPU µs/req is the proxy process's own",
         ScenarioKind.Grpc =>
-            $"gRPC unary calls (POST {Path}, perf/Uring.Grpc.App) over HTTP/2 cleartext, {Connections} connections x {Streams} streams (64 calls in flight), " +
+            $"gRPC unary calls (POST {Path}, perf/Uring.Grpc.App) over HTTP/2 cleartext, {Connections} connections x {Streams} streams ({Connections * Streams} calls in flight), " +
             $"h2load posting one fixed call (a {GrpcUnary.PayloadBytes}-byte payload, echoed); grpc-status 0 checked once before each server's load with a real call; CPU µs/req is the server's per call",
         ScenarioKind.HttpClient => $"HttpClient GET {Path}, {Connections} concurrent callers, one request in flight each, against the {Contender.Baseline} server; " +
             "the rows are the client's handler (sockets = SocketsHttpHandler, uring = SocketsHttpHandler.UseUringTransport()), CPU µs/req is the client process's own",
