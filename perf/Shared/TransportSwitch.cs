@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Uring.Transport;
 
@@ -11,7 +12,7 @@ namespace Uring.Perf;
 /// <summary>
 /// The perf apps' <c>--transport sockets|uring|uring-epoll</c>, <c>--inline</c> and <c>--rings</c>:
 /// which transport Kestrel runs on, and the start-up lines the benchmark runner reads (PID,
-/// "listening on", and the transport's own engine line). Linked into each perf app.
+/// "listening on", and the transport's own engine line), and their quiet console log. Linked into each perf app.
 /// </summary>
 internal static class TransportSwitch
 {
@@ -66,8 +67,36 @@ internal static class TransportSwitch
         }
     }
 
+    /// <summary>
+    /// The perf apps' console log, quiet under load: one line per entry, nothing below
+    /// <paramref name="floor"/> (also overriding any Logging:LogLevel:Default from the environment)
+    /// except the transport's start-up events (engine chosen and why) and the host's lifetime lines.
+    /// </summary>
+    public static void QuietConsole(ILoggingBuilder logging, LogLevel floor)
+    {
+        logging.ClearProviders();
+        logging.AddSimpleConsole(o =>
+        {
+            o.SingleLine = true;
+            o.TimestampFormat = "HH:mm:ss.fff ";
+        });
+        logging.SetMinimumLevel(floor);
+        logging.AddFilter((string?)null, floor);
+        logging.AddFilter("Uring.Transport", LogLevel.Information);
+        logging.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Information);
+    }
+
+    /// <summary>Prints the banner, starts the app, prints "listening on" and runs until the host shuts down.</summary>
+    public static async Task RunAsync(WebApplication app, UringEngine? engine, bool inline, string urls)
+    {
+        PrintBanner(app, engine, inline);
+        await app.StartAsync();
+        PrintListening(app, urls);
+        await app.WaitForShutdownAsync();
+    }
+
     /// <summary>The lines printed before the host starts: PID (the runner measures that process), transport, engine requested, rings, inline.</summary>
-    public static void PrintBanner(WebApplication app, UringEngine? engine, bool inline)
+    private static void PrintBanner(WebApplication app, UringEngine? engine, bool inline)
     {
         Console.WriteLine($"PID {Environment.ProcessId}");
         Console.WriteLine($"transport {(engine is null ? "sockets" : "uring")}");
@@ -84,7 +113,7 @@ internal static class TransportSwitch
     }
 
     /// <summary>"listening on ADDRESSES", once the host has started: the runner waits for it.</summary>
-    public static void PrintListening(WebApplication app, string urls)
+    private static void PrintListening(WebApplication app, string urls)
     {
         var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses;
         Console.WriteLine($"listening on {(addresses is { Count: > 0 } ? string.Join(';', addresses) : urls)}");

@@ -23,26 +23,9 @@ public static class Program
         if (!CommandLine.TryParse(args, Usage, ParseArgs, out GrpcSettings? settings, out int exitCode))
             return exitCode;
 
-        var app = GrpcServer.Build(settings, builder =>
-        {
-            builder.Logging.ClearProviders();
-            builder.Logging.AddSimpleConsole(o =>
-            {
-                o.SingleLine = true;
-                o.TimestampFormat = "HH:mm:ss.fff ";
-            });
-            // Quiet under load, except the transport's start-up events (engine chosen and why),
-            // the host's lifetime lines and warnings.
-            builder.Logging.SetMinimumLevel(LogLevel.Warning);
-            builder.Logging.AddFilter((string?)null, LogLevel.Warning);
-            builder.Logging.AddFilter("Uring.Transport", LogLevel.Information);
-            builder.Logging.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Information);
-        });
-
-        TransportSwitch.PrintBanner(app, settings.Engine, settings.Inline);
-        await app.StartAsync();
-        TransportSwitch.PrintListening(app, settings.Urls);
-        await app.WaitForShutdownAsync();
+        // Warnings show: gRPC logs a failed call's exception as one, Kestrel a broken connection.
+        var app = GrpcServer.Build(settings, builder => TransportSwitch.QuietConsole(builder.Logging, LogLevel.Warning));
+        await TransportSwitch.RunAsync(app, settings.Engine, settings.Inline, settings.Urls);
         return 0;
     }
 

@@ -52,23 +52,11 @@ public static class Program
         // Command-line args are parsed here, not handed to the host's configuration.
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
 
-        builder.Logging.ClearProviders();
-        builder.Logging.AddSimpleConsole(o =>
-        {
-            o.SingleLine = true;
-            o.TimestampFormat = "HH:mm:ss.fff ";
-        });
-        // Everything off (also overriding any Logging:LogLevel:Default from the environment), except
-        // the transport's own start-up events (engine chosen and why) and the host's lifetime lines.
-        builder.Logging.SetMinimumLevel(LogLevel.None);
-        builder.Logging.AddFilter((string?)null, LogLevel.None);
-        builder.Logging.AddFilter("Uring.Transport", LogLevel.Information);
-        builder.Logging.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Information);
+        // Everything else off, except with --diagnostics: then Kestrel's errors (an unhandled
+        // exception, a connection that failed) must show.
+        TransportSwitch.QuietConsole(builder.Logging, settings.Diagnostics ? LogLevel.Warning : LogLevel.None);
         if (settings.Diagnostics)
         {
-            // Kestrel's errors (an unhandled exception, a connection that failed) must show.
-            builder.Logging.AddFilter((string?)null, LogLevel.Warning);
-            builder.Logging.AddFilter("Uring.Transport", LogLevel.Information);
             s_diagnostics = new TransportDiagnostics();
         }
 
@@ -85,13 +73,7 @@ public static class Program
         var app = builder.Build();
         app.Run(Handle);
 
-        TransportSwitch.PrintBanner(app, engine, settings.Inline);
-
-        await app.StartAsync();
-
-        TransportSwitch.PrintListening(app, settings.Urls);
-
-        await app.WaitForShutdownAsync();
+        await TransportSwitch.RunAsync(app, engine, settings.Inline, settings.Urls);
         return 0;
     }
 

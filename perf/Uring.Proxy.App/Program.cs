@@ -24,27 +24,10 @@ public static class Program
         if (!CommandLine.TryParse(args, Usage, ParseArgs, out ProxySettings? settings, out int exitCode))
             return exitCode;
 
-        var app = ProxyServer.Build(settings, builder =>
-        {
-            builder.Logging.ClearProviders();
-            builder.Logging.AddSimpleConsole(o =>
-            {
-                o.SingleLine = true;
-                o.TimestampFormat = "HH:mm:ss.fff ";
-            });
-            // Quiet under load, except the transport's start-up events (engine chosen and why),
-            // the host's lifetime lines and warnings (YARP reports a failed forward as one).
-            builder.Logging.SetMinimumLevel(LogLevel.Warning);
-            builder.Logging.AddFilter((string?)null, LogLevel.Warning);
-            builder.Logging.AddFilter("Uring.Transport", LogLevel.Information);
-            builder.Logging.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Information);
-        });
-
-        TransportSwitch.PrintBanner(app, settings.Engine, settings.Inline);
+        // Warnings show: YARP reports a request it could not forward as one.
+        var app = ProxyServer.Build(settings, builder => TransportSwitch.QuietConsole(builder.Logging, LogLevel.Warning));
         Console.WriteLine($"backend {settings.Backend}");
-        await app.StartAsync();
-        TransportSwitch.PrintListening(app, settings.Urls);
-        await app.WaitForShutdownAsync();
+        await TransportSwitch.RunAsync(app, settings.Engine, settings.Inline, settings.Urls);
         return 0;
     }
 
