@@ -35,7 +35,7 @@ public sealed class ProxyTests(ITestOutputHelper output)
         // 8 MiB of a seeded pattern, 64 KiB per write.
         app.MapGet("/download", async context =>
         {
-            byte[] body = Pattern.Bytes(EightMiB, seed: 12);
+            byte[] body = TestData.Random(EightMiB, seed: 12);
             context.Response.ContentLength = body.Length;
             for (int offset = 0; offset < body.Length; offset += 64 * 1024)
                 await context.Response.Body.WriteAsync(body.AsMemory(offset, 64 * 1024));
@@ -99,12 +99,12 @@ public sealed class ProxyTests(ITestOutputHelper output)
         await using var backend = await StartBackendAsync();
         await using var proxy = await StartProxyAsync(engine, backend.Address());
         using HttpClient client = Client(proxy);
-        byte[] upload = Pattern.Bytes(EightMiB, seed: 8);
+        byte[] upload = TestData.Random(EightMiB, seed: 8);
 
         using HttpResponseMessage response = await client.PostAsync("hash", new ByteArrayContent(upload));
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        Assert.Equal($"{EightMiB} {Pattern.Sha256(upload)}", await response.Content.ReadAsStringAsync());
+        Assert.Equal($"{EightMiB} {TestData.Sha256(upload)}", await response.Content.ReadAsStringAsync());
         AssertOutboundTransport(proxy, engine);
     }
 
@@ -118,7 +118,7 @@ public sealed class ProxyTests(ITestOutputHelper output)
         byte[] body = await client.GetByteArrayAsync("download");
 
         Assert.Equal(EightMiB, body.Length);
-        Assert.Equal(Pattern.Sha256(Pattern.Bytes(EightMiB, seed: 12)), Pattern.Sha256(body));
+        Assert.Equal(TestData.Sha256(TestData.Random(EightMiB, seed: 12)), TestData.Sha256(body));
     }
 
     [Theory, Engines, InlineData(null)]

@@ -1,5 +1,6 @@
 global using System.Net;
 global using System.Security.Cryptography;
+global using System.Text;
 global using Microsoft.AspNetCore.Builder;
 global using Microsoft.AspNetCore.Hosting;
 global using Microsoft.AspNetCore.Http;
