@@ -15,9 +15,6 @@
 //
 // Usage: Uring.Perf.App [--transport sockets|uring|uring-epoll] [--inline] [--urls URLS] [--rings N] [--diagnostics] [--gc-endpoint] [--without F,G]
 
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
-using Microsoft.Extensions.Options;
 using Uring.Native;
 using Uring.Transport;
 
@@ -27,11 +24,8 @@ public static class Program
 {
     private const string Usage =
         "usage: Uring.Perf.App [--transport sockets|uring|uring-epoll] [--inline] [--urls URLS] [--rings N] [--diagnostics] [--gc-endpoint] [--without F,G]\n" +
-        "  --transport  sockets = Kestrel's Sockets transport; uring = io_uring transport (engine Auto);\n" +
-        "               uring-epoll = io_uring transport forced onto its epoll engine. Default: uring.\n" +
-        "  --inline     run request processing inline on the I/O threads (UnsafePreferInlineScheduling).\n" +
+        TransportSwitch.Help + "\n" +
         "  --urls       semicolon-separated listen URLs. Default: http://127.0.0.1:5000\n" +
-        "  --rings N    uring: RingCount (I/O loops); sockets: IOQueueCount. Default: transport's own.\n" +
         "  --without F,G  withhold kernel features F, G (names of Uring.Native.RingFeatures) from the rings,\n" +
         "               as on a kernel without them: for A/B benchmarks of one feature.\n" +
         "  --diagnostics  serve GET /diag (the Uring.Transport meter's values, RSS, open fds) and log\n" +
@@ -58,23 +52,11 @@ public static class Program
         // Command-line args are parsed here, not handed to the host's configuration.
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
 
-        builder.Logging.ClearProviders();
-        builder.Logging.AddSimpleConsole(o =>
-        {
-            o.SingleLine = true;
-            o.TimestampFormat = "HH:mm:ss.fff ";
-        });
-        // Everything off (also overriding any Logging:LogLevel:Default from the environment), except
-        // the transport's own start-up events (engine chosen and why) and the host's lifetime lines.
-        builder.Logging.SetMinimumLevel(LogLevel.None);
-        builder.Logging.AddFilter((string?)null, LogLevel.None);
-        builder.Logging.AddFilter("Uring.Transport", LogLevel.Information);
-        builder.Logging.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Information);
+        // Everything else off, except with --diagnostics: then Kestrel's errors (an unhandled
+        // exception, a connection that failed) must show.
+        TransportSwitch.QuietConsole(builder.Logging, settings.Diagnostics ? LogLevel.Warning : LogLevel.None);
         if (settings.Diagnostics)
         {
-            // Kestrel's errors (an unhandled exception, a connection that failed) must show.
-            builder.Logging.AddFilter((string?)null, LogLevel.Warning);
-            builder.Logging.AddFilter("Uring.Transport", LogLevel.Information);
             s_diagnostics = new TransportDiagnostics();
         }
 
@@ -85,59 +67,13 @@ public static class Program
             o.AllowSynchronousIO = false;
         });
 
-        bool uring = settings.Transport != "sockets";
-        if (uring)
-        {
-            builder.WebHost.UseUringTransport(o =>
-            {
-                o.Engine = settings.Transport == "uring-epoll" ? UringEngine.Epoll : UringEngine.Auto;
-                if (settings.Inline)
-                {
-                    o.UnsafePreferInlineScheduling = true;
-                }
-                if (settings.Rings is int rings)
-                {
-                    o.RingCount = rings;
-                }
-            });
-        }
-        else if (settings.Inline || settings.Rings is not null)
-        {
-            builder.WebHost.UseSockets(o =>
-            {
-                if (settings.Inline)
-                {
-                    o.UnsafePreferInlineScheduling = true;
-                }
-                if (settings.Rings is int rings)
-                {
-                    o.IOQueueCount = rings;
-                }
-            });
-        }
+        UringEngine? engine = TransportSwitch.Parse(settings.Transport);
+        TransportSwitch.Apply(builder.WebHost, engine, settings.Inline, settings.Rings);
 
         var app = builder.Build();
         app.Run(Handle);
 
-        Console.WriteLine($"PID {Environment.ProcessId}");
-        Console.WriteLine($"transport {(uring ? "uring" : "sockets")}");
-        if (uring)
-        {
-            var options = app.Services.GetRequiredService<IOptions<UringTransportOptions>>().Value;
-            string? envEngine = Environment.GetEnvironmentVariable("URING_TRANSPORT_ENGINE");
-            Console.WriteLine($"engine requested {options.Engine}" +
-                (string.IsNullOrEmpty(envEngine) ? "" : $" (URING_TRANSPORT_ENGINE={envEngine} overrides)") +
-                "; engine chosen: see the Uring.Transport log line");
-            Console.WriteLine($"rings {options.RingCount}");
-        }
-        Console.WriteLine($"inline {settings.Inline}");
-
-        await app.StartAsync();
-
-        var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses;
-        Console.WriteLine($"listening on {(addresses is { Count: > 0 } ? string.Join(';', addresses) : settings.Urls)}");
-
-        await app.WaitForShutdownAsync();
+        await TransportSwitch.RunAsync(app, engine, settings.Inline, settings.Urls);
         return 0;
     }
 
@@ -161,8 +97,7 @@ public static class Program
                     return null;
                 case "--transport":
                     transport = line.Value();
-                    if (transport is not ("sockets" or "uring" or "uring-epoll"))
-                        throw new ArgumentException($"unknown transport '{transport}' (expected sockets, uring or uring-epoll)");
+                    TransportSwitch.Parse(transport); // bad values fail here, naming the value
                     break;
                 case "--inline": inline = line.Flag(); break;
                 case "--diagnostics": diagnostics = line.Flag(); break;

@@ -38,7 +38,7 @@ internal sealed partial class Benchmark
 
         foreach (var handler in ClientHandler.All)
         {
-            int seconds = _warm.Contains(server.Contender.Name) ? options.ScenarioWarmupSeconds : options.WarmupSeconds;
+            int seconds = _warm.Contains(server.Pid) ? options.ScenarioWarmupSeconds : options.WarmupSeconds;
             if (seconds == 0 || Stopping)
             {
                 continue;
@@ -48,7 +48,7 @@ internal sealed partial class Benchmark
             Say(r.Failure is not null || r.Requests == 0
                 ? $"    ⚠ warm-up with the {handler.Name} client: {r.Failure ?? "no request completed"}"
                 : $"    warm-up: {MarkdownReport.Rps(r.Rps)} req/s, client {MarkdownReport.Num(r.ClientCpuUsPerRequest, "0.00")} µs CPU/req");
-            _warm.Add(server.Contender.Name);
+            _warm.Add(server.Pid);
             _progress.Done(seconds);
         }
 

@@ -30,7 +30,8 @@ internal sealed partial class Benchmark(RunnerOptions options, string repoRoot, 
     private readonly Progress _progress = new();
     private readonly List<ServerProcess> _servers = [];
     private readonly Dictionary<ServerProcess, ContenderRecord> _records = [];
-    private readonly HashSet<string> _warm = [];
+    /// <summary>The PIDs of the servers that have had their first (long) warm-up: a fresh process is cold.</summary>
+    private readonly HashSet<int> _warm = [];
     private readonly HashSet<int> _ports = [];
     private int _nextPort = options.BasePort;
     private Placement _place = options.Passes[0];
@@ -66,8 +67,9 @@ internal sealed partial class Benchmark(RunnerOptions options, string repoRoot, 
                 Say("");
                 Say($"==> pass {p + 1}/{passes.Count}: {_place.Describe()}");
             }
-            // The idle scenario starts a fresh server per contender and run: it needs none of these.
-            if (scenarios.Any(s => s.Kind != ScenarioKind.Idle))
+            // The idle scenario starts a fresh server per contender and run, the app scenarios their own
+            // apps: they need none of these.
+            if (scenarios.Any(s => s.Kind != ScenarioKind.Idle && !s.OwnServers))
             {
                 StartServers();
             }
@@ -93,10 +95,17 @@ internal sealed partial class Benchmark(RunnerOptions options, string repoRoot, 
             {
                 Build(HttpClientLoad.Project, "the HttpClient load client");
             }
+            foreach (var app in AppsOf(options.Scenarios))
+            {
+                Build(app.Project, app.What);
+            }
         }
-        if (!File.Exists(Path.Combine(repoRoot, AppDll)))
+        foreach (string dll in AppsOf(options.Scenarios).Select(a => a.Dll).Prepend(AppDll))
         {
-            throw new BenchmarkException($"{AppDll} does not exist: build the app (drop --skip-build)");
+            if (!File.Exists(Path.Combine(repoRoot, dll)))
+            {
+                throw new BenchmarkException($"{dll} does not exist: build it (drop --skip-build)");
+            }
         }
     }
 
@@ -152,7 +161,6 @@ internal sealed partial class Benchmark(RunnerOptions options, string repoRoot, 
     private void StartServers()
     {
         string dotnet = ChildProcesses.Which("dotnet") ?? throw new BenchmarkException("dotnet is not on PATH");
-        string dll = Path.Combine(repoRoot, AppDll);
         bool h2Endpoint = options.H2cEndpoint && options.Scenarios.Any(s => s.Kind == ScenarioKind.H2c);
         var started = new List<ServerProcess>();
 
@@ -165,46 +173,62 @@ internal sealed partial class Benchmark(RunnerOptions options, string repoRoot, 
             int port = NextPort();
             // Each pass's servers take new ports: the previous pass's may still have connections in TIME_WAIT.
             int? h2Port = h2Endpoint ? ServerProcess.FreePort(port + 100, _ports) : null;
-            string urls = $"http://127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}";
-            string log = Path.Combine(runDir, $"server-{contender.Name}{(_place.Unpinned ? "-defaults" : "")}.log");
-            var record = new ContenderRecord
+            var server = StartContender(contender, dotnet, s_sample, port, h2Port);
+            if (server is not null)
             {
-                Name = contender.Name,
-                AppArgs = [.. contender.AppArgs(urls, _place.Rings)],
-                Port = port,
-                H2Port = h2Port,
-                LogFile = Path.GetFileName(log),
-                Unpinned = _place.Unpinned,
-            };
-            file.Contenders.Add(record);
-
-            Say($"==> starting {contender.Name}: {Pinning()}dotnet Uring.Perf.App.dll {string.Join(' ', record.AppArgs)}");
-            var server = ServerProcess.Start(contender, dotnet, dll, _place.ServerCpus, _place.Rings, port, h2Port, log, out string? error);
-            if (server is null)
-            {
-                record.Error = error;
-                Say($"    ⚠ {contender.Name} did not start: {error} (log: {log}); continuing without it");
-                continue;
+                started.Add(server);
             }
-            record.Started = true;
-            record.Pid = server.Pid;
-            record.Engine = server.Engine;
-            record.EngineLine = server.EngineLine;
-            record.MaxOpenFiles = server.MaxOpenFiles;
-            _records[server] = record;
-            if (contender.ExpectedEngine is not null && server.Engine != contender.ExpectedEngine)
-            {
-                record.Error = $"engine is {server.Engine ?? "unknown (no engine line logged)"}, expected {contender.ExpectedEngine}";
-                Say($"    ⚠ {contender.Name}: {record.Error}");
-            }
-            Say($"    listening on :{port}{(h2Port is int p ? $" (h2c :{p})" : "")}, pid {server.Pid}{(server.EngineLine is null ? "" : "; " + server.EngineLine)}");
-            _servers.Add(server);
-            started.Add(server);
         }
         if (started.Count == 0 && !Stopping)
         {
             throw new BenchmarkException("no contender started (see the server-*.log files in " + runDir + ")");
         }
+    }
+
+    /// <summary>
+    /// Starts one contender's server on the server CPUs, records it in runs.json and, when it runs,
+    /// in <see cref="_servers"/>; null (recorded, said) when it did not start. <paramref name="app"/>
+    /// is the app to start; <paramref name="extraArgs"/> as for <see cref="ServerProcess.Start"/>.
+    /// </summary>
+    private ServerProcess? StartContender(Contender contender, string dotnet, AppUnderTest app, int port, int? h2Port, IReadOnlyList<string>? extraArgs = null)
+    {
+        string urls = $"http://127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}";
+        string log = Path.Combine(runDir, $"{app.LogPrefix}-{contender.Name}{(_place.Unpinned ? "-defaults" : "")}.log");
+        var record = new ContenderRecord
+        {
+            Name = contender.Name,
+            App = app == s_sample ? null : app.Name,
+            AppArgs = [.. contender.AppArgs(urls, _place.Rings), .. extraArgs ?? []],
+            Port = port,
+            H2Port = h2Port,
+            LogFile = Path.GetFileName(log),
+            Unpinned = _place.Unpinned,
+        };
+        file.Contenders.Add(record);
+
+        Say($"==> starting {contender.Name}: {Pinning()}dotnet {app.Name}.dll {string.Join(' ', record.AppArgs)}");
+        var server = ServerProcess.Start(contender, dotnet, Path.Combine(repoRoot, app.Dll), _place.ServerCpus, _place.Rings, port, h2Port, log, out string? error,
+            extraArgs: extraArgs, probe: app.Probe);
+        if (server is null)
+        {
+            record.Error = error;
+            Say($"    ⚠ {contender.Name} did not start: {error} (log: {log}); continuing without it");
+            return null;
+        }
+        record.Started = true;
+        record.Pid = server.Pid;
+        record.Engine = server.Engine;
+        record.EngineLine = server.EngineLine;
+        record.MaxOpenFiles = server.MaxOpenFiles;
+        _records[server] = record;
+        if (contender.ExpectedEngine is not null && server.Engine != contender.ExpectedEngine)
+        {
+            record.Error = $"engine is {server.Engine ?? "unknown (no engine line logged)"}, expected {contender.ExpectedEngine}";
+            Say($"    ⚠ {contender.Name}: {record.Error}");
+        }
+        Say($"    listening on :{port}{(h2Port is int p ? $" (h2c :{p})" : "")}, pid {server.Pid}{(server.EngineLine is null ? "" : "; " + server.EngineLine)}");
+        _servers.Add(server);
+        return server;
     }
 
     /// <summary>"taskset -c 0 " when the servers are pinned, else "".</summary>
@@ -243,7 +267,8 @@ internal sealed partial class Benchmark(RunnerOptions options, string repoRoot, 
             return IdlePlannedSeconds();
         }
         int n = options.Contenders.Count;
-        double warmups = n * (firstScenario ? options.WarmupSeconds : options.ScenarioWarmupSeconds);
+        // An app scenario's servers are fresh processes: each gets the first, long warm-up.
+        double warmups = n * (firstScenario || scenario.OwnServers ? options.WarmupSeconds : options.ScenarioWarmupSeconds);
         double runs = options.Runs * n * (options.DurationSeconds + options.PauseSeconds + RunOverheadSeconds);
         double calibration = scenario.Kind == ScenarioKind.FixedRate ? CalibrationPasses * CalibrationSeconds : 0;
         return warmups + runs + calibration;
@@ -286,6 +311,11 @@ internal sealed partial class Benchmark(RunnerOptions options, string repoRoot, 
             RunIdleScenario(scenario, record, tool);
             return;
         }
+        if (scenario.OwnServers)
+        {
+            RunAppScenario(scenario, record, tool);
+            return;
+        }
         if (servers.Count == 0)
         {
             NotRun(record, "no contender is running");
@@ -316,6 +346,12 @@ internal sealed partial class Benchmark(RunnerOptions options, string repoRoot, 
                 return;
             }
         }
+        MeasureContenders(scenario, record, tool, servers, rate);
+    }
+
+    /// <summary>Warms each server up, then measures them in turn, run by run (A, B, C, A, B, C, ...).</summary>
+    private void MeasureContenders(Scenario scenario, ScenarioRecord record, ILoadTool tool, List<ServerProcess> servers, FixedRate? rate)
+    {
         record.Supported = true;
 
         Say("");
@@ -386,7 +422,7 @@ internal sealed partial class Benchmark(RunnerOptions options, string repoRoot, 
 
     private void WarmUp(Scenario scenario, ILoadTool tool, ServerProcess server, FixedRate? rate)
     {
-        bool first = _warm.Add(server.Contender.Name);
+        bool first = _warm.Add(server.Pid);
         int seconds = first ? options.WarmupSeconds : options.ScenarioWarmupSeconds;
         if (seconds == 0)
         {
@@ -503,7 +539,7 @@ internal sealed partial class Benchmark(RunnerOptions options, string repoRoot, 
         for (int pass = 1; pass <= CalibrationPasses; pass++)
         {
             var pacing = new FixedRate(target, connections, delay, null);
-            if (!_warm.Contains(reference.Contender.Name))
+            if (!_warm.Contains(reference.Pid))
             {
                 WarmUp(scenario, tool, reference, pacing);
             }
@@ -546,9 +582,10 @@ internal sealed partial class Benchmark(RunnerOptions options, string repoRoot, 
         scenario.Streams,
         rate?.DelayMs,
         rate?.RateRps,
-        Header: scenario.Header,
+        Headers: scenario.Kind == ScenarioKind.Grpc ? GrpcUnary.Headers : scenario.Header is null ? null : [scenario.Header],
         Script: scenario.Script,
-        ScriptEnvironment: scenario.ScriptEnvironment);
+        ScriptEnvironment: scenario.ScriptEnvironment,
+        BodyFile: scenario.Kind == ScenarioKind.Grpc ? GrpcPayloadFile() : null);
 
     // ---- one run -----------------------------------------------------------------------------
 

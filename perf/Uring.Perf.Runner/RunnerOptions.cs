@@ -47,10 +47,23 @@ internal sealed class RunnerOptions
                               client-64 loads the sockets server with HttpClient (Uring.Perf.Client),
                               default SocketsHttpHandler vs UseUringTransport(), and reports the
                               client's requests/s and CPU µs per request.
+                                proxy-64        GET /plaintext through the YARP proxy (perf/Uring.Proxy.App)
+                                                to the sample app on Sockets, 64 connections (wrk or
+                                                --tool). The rows are the proxy's transport, both of
+                                                its sides; the proxy runs on the server CPU and is the
+                                                process measured, the backend (one for every row,
+                                                --rings = load CPUs) runs with the load tool on the
+                                                load CPU.
+                                grpc-unary-64   gRPC unary calls (perf/Uring.Grpc.App, h2c), h2load
+                                                -c4 -m16 posting one fixed call (-d, the gRPC frame
+                                                written into the results folder); each server first
+                                                answers it once with grpc-status 0.
+                              Both start their own servers (one per contender, fresh processes: each
+                              gets the full --warmup) and stop them after the scenario.
                               Time, 3 contenders, 5 runs x 10 s: each load scenario ~3 min (plus
                               1.5 min of first warm-up), idle-10k ~2.5 min (15 fresh servers, ~9 s
-                              each): ~12 min for the four new scenarios, ~35 min for all eleven
-                              (the seven older ones took ~23 before); --defaults doubles it. Pick
+                              each), proxy-64 and grpc-unary-64 ~4.5 min each (their own first
+                              warm-ups): ~44 min for all thirteen; --defaults doubles it. Pick
                               --scenarios for a shorter run.
           --runs N            measured runs per contender and scenario. Default 5.
           --duration S        seconds per run. Default 10.
@@ -84,7 +97,7 @@ internal sealed class RunnerOptions
                               environment variables, for h2-64). Without it, h2-64 runs only if
                               the app's own endpoint speaks h2c; the app's Http1AndHttp2 one does not.
           --no-install        do not apt-get install missing load tools (wrk, nghttp2-client, linux-perf).
-          --skip-build        use the app as already built (perf/Uring.Perf.App/bin/Release).
+          --skip-build        use the apps as already built (perf/*/bin/Release).
           --out DIR           results folder. Default perf/results.
           --render DIR        only rewrite DIR/report.md and DIR/chart.svg from DIR/runs.json.
           -h, --help          this text.

@@ -21,6 +21,18 @@ internal enum ScenarioKind
     HttpClient,
 
     /// <summary>
+    /// The YARP proxy (perf/Uring.Proxy.App) in front of the sample app on Sockets, HTTP/1.1 closed
+    /// loop; the contenders are the proxy's transport (both of its sides), its CPU is the figure.
+    /// </summary>
+    Proxy,
+
+    /// <summary>
+    /// The gRPC app (perf/Uring.Grpc.App): h2load posting one fixed unary call over h2c,
+    /// <see cref="Scenario.Connections"/> x <see cref="Scenario.Streams"/>.
+    /// </summary>
+    Grpc,
+
+    /// <summary>
     /// Idle keep-alive memory: <see cref="Scenario.Connections"/> HTTP/1.1 connections, each sends
     /// one request, reads its response and stays open; the server's RSS growth per connection.
     /// </summary>
@@ -59,6 +71,8 @@ internal sealed record Scenario(string Name, ScenarioKind Kind, string Path, int
         // Connections for fixed-rate are chosen when the rate is known (see FixedRatePlan).
         new("fixed-rate", ScenarioKind.FixedRate, "/plaintext", Connections: 64),
         new("client-64", ScenarioKind.HttpClient, "/plaintext", Connections: 64),
+        new("proxy-64", ScenarioKind.Proxy, "/plaintext", Connections: 64),
+        new("grpc-unary-64", ScenarioKind.Grpc, GrpcUnary.Path, Connections: 4, Streams: 16),
         new(IdleName, ScenarioKind.Idle, "/plaintext", Connections: IdleDefaultConnections),
     ];
 
@@ -83,6 +97,9 @@ internal sealed record Scenario(string Name, ScenarioKind Kind, string Path, int
     /// <summary>Whether only wrk can make this load: pipelining, an extra header, a script.</summary>
     public bool NeedsWrk => Kind == ScenarioKind.Pipelined || Header is not null || Script is not null;
 
+    /// <summary>Whether the scenario measures a server of its own (the proxy, the gRPC app), started for it, instead of the sample app's contenders.</summary>
+    public bool OwnServers => Kind is ScenarioKind.Proxy or ScenarioKind.Grpc;
+
     /// <summary>Whether the load tool's latency percentiles mean anything here.</summary>
     public bool HasLatency => Kind is not (ScenarioKind.Pipelined or ScenarioKind.Idle);
 
@@ -101,6 +118,13 @@ internal sealed record Scenario(string Name, ScenarioKind Kind, string Path, int
         ScenarioKind.Pipelined => $"GET {Path}, {Connections} connections, {PipelineDepth} pipelined requests per write (latency not measured: wrk's percentiles are wrong when pipelining)",
         ScenarioKind.H2c => $"GET {Path} over HTTP/2 cleartext (prior knowledge), {Connections} connections x {Streams} streams",
         ScenarioKind.FixedRate => $"GET {Path} at a fixed offered rate (half the {Contender.Baseline} {RateReference} median unless --rate)",
+        ScenarioKind.Proxy =>
+            $"GET {Path} through the YARP proxy (perf/Uring.Proxy.App, one route) to the sample app on Kestrel's Sockets transport, {Connections} connections, one request in flight per connection; " +
+            "the rows are the proxy's transport, inbound and outbound (sockets = Kestrel's default and YARP's default SocketsHttpHandler; uring = UseUringTransport() and the forwarder's handler on the transport, sharing the proxy's loops); " +
+            "the backend (one process for every row) runs with the load tool on the load CPUs; CPU µs/req is the proxy process's own",
+        ScenarioKind.Grpc =>
+            $"gRPC unary calls (POST {Path}, perf/Uring.Grpc.App) over HTTP/2 cleartext, {Connections} connections x {Streams} streams ({Connections * Streams} calls in flight), " +
+            $"h2load posting one fixed call (a {GrpcUnary.PayloadBytes}-byte payload, echoed); grpc-status 0 checked once before each server's load with a real call; CPU µs/req is the server's per call",
         ScenarioKind.HttpClient => $"HttpClient GET {Path}, {Connections} concurrent callers, one request in flight each, against the {Contender.Baseline} server; " +
             "the rows are the client's handler (sockets = SocketsHttpHandler, uring = SocketsHttpHandler.UseUringTransport()), CPU µs/req is the client process's own",
         ScenarioKind.Idle =>

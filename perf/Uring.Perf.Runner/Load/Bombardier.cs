@@ -30,7 +30,7 @@ internal sealed class Bombardier(string path, string version) : ILoadTool
 
     public LoadInvocation Prepare(LoadSpec spec)
     {
-        if (spec.PipelineDepth > 1 || spec.DelayMs is not null || spec.Header is not null || spec.Script is not null)
+        if (spec.PipelineDepth > 1 || spec.DelayMs is not null || spec.Headers is { Count: > 0 } || spec.BodyFile is not null || spec.Script is not null)
         {
             throw new InvalidOperationException("bombardier neither pipelines nor paces by delay, and the runner gives it no header or script (those scenarios use wrk)");
         }

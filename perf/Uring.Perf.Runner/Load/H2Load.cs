@@ -26,8 +26,18 @@ internal sealed partial class H2Load(string path, string version) : ILoadTool
             "-t", Str(Math.Min(spec.Threads, spec.Connections)),
             "-D", Str(spec.DurationSeconds),
             $"--log-file={log}",
-            spec.Url,
         };
+        foreach (string header in spec.Headers ?? [])
+        {
+            args.Add("-H");
+            args.Add(header);
+        }
+        if (spec.BodyFile is not null)
+        {
+            args.Add("-d");
+            args.Add(spec.BodyFile);
+        }
+        args.Add(spec.Url);
         return new LoadInvocation(args, r => Parse(r, log), log);
     }
 

@@ -12,9 +12,10 @@ namespace Uring.Perf.Runner.Load;
 /// <param name="DelayMs">Fixed rate, wrk: mean pause after each response, per connection.</param>
 /// <param name="RateRps">Fixed rate, bombardier: total requests per second.</param>
 /// <param name="ClientHandler">The client scenario: the HttpClient handler under test.</param>
-/// <param name="Header">An extra request header ("Name: value"), e.g. "Connection: close" (wrk -H).</param>
+/// <param name="Headers">Extra request headers ("Name: value"), e.g. "Connection: close" (wrk -H, h2load -H).</param>
 /// <param name="Script">A wrk script in perf/wrk/ that makes the request (e.g. upload.lua).</param>
 /// <param name="ScriptEnvironment">Environment variables for the script.</param>
+/// <param name="BodyFile">A file whose bytes are every request's body (h2load -d: a POST).</param>
 internal sealed record LoadSpec(
     string Url,
     int Connections,
@@ -25,9 +26,10 @@ internal sealed record LoadSpec(
     double? DelayMs = null,
     double? RateRps = null,
     string? ClientHandler = null,
-    string? Header = null,
+    IReadOnlyList<string>? Headers = null,
     string? Script = null,
-    IReadOnlyDictionary<string, string>? ScriptEnvironment = null);
+    IReadOnlyDictionary<string, string>? ScriptEnvironment = null,
+    string? BodyFile = null);
 
 /// <summary>What the load tool measured. Latencies are null where the tool cannot measure them.</summary>
 internal sealed record LoadResult

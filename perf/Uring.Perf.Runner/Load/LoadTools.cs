@@ -20,7 +20,7 @@ internal sealed class LoadTools
 
     public static LoadTools Detect(RunnerOptions options, string repoRoot, Action<string> say)
     {
-        bool needsH2 = options.Scenarios.Any(s => s.Kind == ScenarioKind.H2c);
+        bool needsH2 = options.Scenarios.Any(s => s.Kind is ScenarioKind.H2c or ScenarioKind.Grpc);
         Bombardier? bombardier = options.Tool == "wrk" ? null : Bombardier.Find();
         if (options.Tool == "bombardier" && bombardier is null)
         {
@@ -63,14 +63,14 @@ internal sealed class LoadTools
         {
             _ when scenario.NeedsWrk => _wrk,
             // The idle scenario opens its connections itself; the tool only warms each fresh server up.
-            ScenarioKind.Http1 or ScenarioKind.FixedRate or ScenarioKind.Idle => _http1,
-            ScenarioKind.H2c => _h2load,
+            ScenarioKind.Http1 or ScenarioKind.FixedRate or ScenarioKind.Idle or ScenarioKind.Proxy => _http1,
+            ScenarioKind.H2c or ScenarioKind.Grpc => _h2load,
             ScenarioKind.HttpClient => _httpClient,
             _ => null,
         };
         whyNot = tool is not null ? null : scenario.Kind switch
         {
-            ScenarioKind.H2c => "h2load is not installed (Debian package nghttp2-client)",
+            ScenarioKind.H2c or ScenarioKind.Grpc => "h2load is not installed (Debian package nghttp2-client)",
             ScenarioKind.HttpClient => $"{HttpClientLoad.Dll} does not exist (the build of {HttpClientLoad.Project} failed?)",
             _ => "wrk is not installed (Debian package wrk)",
         };

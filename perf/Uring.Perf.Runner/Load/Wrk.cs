@@ -25,10 +25,14 @@ internal sealed partial class Wrk(string path, string version, string scriptDir)
             "-c", Str(spec.Connections),
             "-d", $"{Str(spec.DurationSeconds)}s",
         };
-        if (spec.Header is not null)
+        if (spec.BodyFile is not null)
+        {
+            throw new InvalidOperationException("wrk sends a body only through a script");
+        }
+        foreach (string header in spec.Headers ?? [])
         {
             args.Add("-H");
-            args.Add(spec.Header);
+            args.Add(header);
         }
         string? script = null;
         string? scriptArg = null;

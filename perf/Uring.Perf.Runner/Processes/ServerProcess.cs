@@ -6,7 +6,7 @@ using System.Net.Sockets;
 namespace Uring.Perf.Runner.Processes;
 
 /// <summary>
-/// One contender's Uring.Perf.App process, pinned with taskset (unless the pass pins nothing),
+/// One contender's server process (Uring.Perf.App, or the proxy or gRPC app of an app scenario), pinned with taskset (unless the pass pins nothing),
 /// alive across all of its runs (the idle scenario starts fresh ones). It starts through sh, which
 /// raises its open-file limit to <see cref="FileLimit.Wanted"/> and execs it. Its output goes to a
 /// log file in the results folder.
@@ -73,20 +73,24 @@ internal sealed class ServerProcess : IDisposable
     /// <summary>
     /// The command line that starts the app: sh raising the fd limit, taskset when pinned, dotnet.
     /// <paramref name="gcEndpoint"/>: the app also serves POST /gc (<see cref="GcEndpointArg"/>; the idle scenario's servers).
+    /// <paramref name="extraArgs"/>: the app's own arguments after the contender's (the proxy's --backend).
     /// </summary>
-    public static IReadOnlyList<string> Command(Contender contender, string dotnet, string appDll, string? serverCpus, int? rings, string urls, bool gcEndpoint = false) =>
+    public static IReadOnlyList<string> Command(Contender contender, string dotnet, string appDll, string? serverCpus, int? rings, string urls,
+        bool gcEndpoint = false, IReadOnlyList<string>? extraArgs = null) =>
         [.. FileLimit.ShellPrefix, .. serverCpus is null ? [] : new[] { "taskset", "-c", serverCpus }, dotnet, appDll, .. contender.AppArgs(urls, rings),
-         .. gcEndpoint ? new[] { GcEndpointArg } : []];
+         .. gcEndpoint ? new[] { GcEndpointArg } : [], .. extraArgs ?? []];
 
     /// <summary>
-    /// Starts the app and waits until it prints "listening on" and answers GET /plaintext.
+    /// Starts the app and waits until it prints "listening on" and answers <paramref name="probe"/>
+    /// (default: GET /plaintext, <see cref="Probe"/>; it gets the server's base URL and returns null when the answer is right).
     /// <paramref name="serverCpus"/> null: not pinned; <paramref name="rings"/> null: no --rings;
-    /// <paramref name="gcEndpoint"/>: started with <see cref="GcEndpointArg"/>.
+    /// <paramref name="gcEndpoint"/>: started with <see cref="GcEndpointArg"/>; <paramref name="extraArgs"/>: see <see cref="Command"/>.
     /// On failure returns null and the reason; the process is stopped.
     /// </summary>
     public static ServerProcess? Start(
         Contender contender, string dotnet, string appDll, string? serverCpus, int? rings,
-        int port, int? h2Port, string logPath, out string? error, bool gcEndpoint = false)
+        int port, int? h2Port, string logPath, out string? error, bool gcEndpoint = false,
+        IReadOnlyList<string>? extraArgs = null, Func<string, string?>? probe = null)
     {
         string urls = $"http://127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}";
         var environment = new Dictionary<string, string?>
@@ -112,7 +116,7 @@ internal sealed class ServerProcess : IDisposable
         }
 
         var log = new StreamWriter(logPath, append: false) { AutoFlush = true };
-        var command = Command(contender, dotnet, appDll, serverCpus, rings, urls, gcEndpoint);
+        var command = Command(contender, dotnet, appDll, serverCpus, rings, urls, gcEndpoint, extraArgs);
         log.WriteLine($"# {contender.Name}: {string.Join(' ', command.Skip(FileLimit.ShellPrefix.Count))} (under sh: ulimit -n {FileLimit.Wanted}, then exec)");
         var server = new ServerProcess(contender, port, h2Port, log);
         try
@@ -130,7 +134,7 @@ internal sealed class ServerProcess : IDisposable
             error = ex.Message;
             return null;
         }
-        error = server.WaitUntilReady();
+        error = server.WaitUntilReady(probe ?? (url => Probe(url + "/plaintext")));
         if (error is not null)
         {
             server.Dispose();
@@ -166,7 +170,7 @@ internal sealed class ServerProcess : IDisposable
         }
     }
 
-    private string? WaitUntilReady()
+    private string? WaitUntilReady(Func<string, string?> probe)
     {
         var clock = Stopwatch.StartNew();
         while (true)
@@ -193,7 +197,7 @@ internal sealed class ServerProcess : IDisposable
         string? lastError = null;
         for (int attempt = 0; attempt < 20 && !ChildProcesses.Cancellation.IsCancellationRequested; attempt++)
         {
-            lastError = Probe(Url("/plaintext"));
+            lastError = probe(Url(""));
             if (lastError is null)
             {
                 return null;
@@ -204,7 +208,7 @@ internal sealed class ServerProcess : IDisposable
             }
             Thread.Sleep(250);
         }
-        return $"GET /plaintext failed: {lastError}";
+        return $"the readiness probe failed: {lastError}";
     }
 
     /// <summary>One GET; null when it returned 200 "Hello, World!".</summary>

@@ -89,7 +89,7 @@ internal static class MarkdownReport
         {
             string limit = c.MaxOpenFiles is long n ? $", fd limit {(n == long.MaxValue ? "unlimited" : n.ToString(CultureInfo.InvariantCulture))}" : "";
             string status = c.Started ? (c.Error is null ? $"ran (pid {c.Pid}{limit})" : $"⚠ {c.Error}") : $"⚠ did not start: {c.Error}";
-            string name = c.Unpinned ? $"{c.Name}, {Placement.DefaultsLabel}" : c.Name;
+            string name = (c.App is null ? c.Name : $"{c.Name} ({c.App})") + (c.Unpinned ? $", {Placement.DefaultsLabel}" : "");
             md.AppendLine($"| {name} | `{string.Join(' ', c.AppArgs)}` | {Cell(c.EngineLine ?? c.Engine ?? "(Kestrel sockets)")} | {Cell(status)} |");
         }
         if (file.Scenarios.Any(x => x.Idle))

@@ -88,6 +88,9 @@ internal sealed class RunSettings
 internal sealed class ContenderRecord
 {
     public string Name { get; set; } = "";
+
+    /// <summary>The app of an app scenario's server (Uring.Proxy.App, Uring.Grpc.App); null: the sample app.</summary>
+    public string? App { get; set; }
     public List<string> AppArgs { get; set; } = [];
     public int Port { get; set; }
     public int? H2Port { get; set; }

@@ -1,0 +1,13 @@
+global using System.Net;
+global using System.Security.Cryptography;
+global using System.Text;
+global using Microsoft.AspNetCore.Builder;
+global using Microsoft.AspNetCore.Hosting;
+global using Microsoft.AspNetCore.Http;
+global using Uring.Apps.Tests.Infrastructure;
+global using Uring.Native;
+global using Uring.Tests;
+global using Uring.Transport;
+global using Uring.Transport.Tests.Infrastructure;
+global using Xunit;
+global using Xunit.Abstractions;
