@@ -119,3 +119,42 @@ internal static class TransportSwitch
         Console.WriteLine($"listening on {(addresses is { Count: > 0 } ? string.Join(';', addresses) : urls)}");
     }
 }
+
+/// <summary>
+/// The options every perf server takes, <c>--transport</c>, <c>--inline</c>, <c>--urls</c> and
+/// <c>--rings</c>, as a program's own parser meets them (see <see cref="TryTake"/>).
+/// </summary>
+internal sealed class ServerArgs(string defaultUrls)
+{
+    /// <summary>Null: Kestrel's Sockets transport.</summary>
+    public UringEngine? Engine { get; private set; } = UringEngine.Auto;
+
+    public bool Inline { get; private set; }
+
+    public string Urls { get; private set; } = defaultUrls;
+
+    public int? Rings { get; private set; }
+
+    /// <summary>Takes the current option when it is one of these (throwing ArgumentException on a bad value); false for any other.</summary>
+    public bool TryTake(CommandLine line)
+    {
+        switch (line.Name)
+        {
+            case "--transport":
+                Engine = TransportSwitch.Parse(line.Value());
+                return true;
+            case "--inline":
+                Inline = line.Flag();
+                return true;
+            case "--urls":
+                Urls = line.Value();
+                if (string.IsNullOrWhiteSpace(Urls)) throw new ArgumentException("--urls must not be empty");
+                return true;
+            case "--rings":
+                Rings = line.Int(1);
+                return true;
+            default:
+                return false;
+        }
+    }
+}

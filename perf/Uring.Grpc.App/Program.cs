@@ -32,33 +32,18 @@ public static class Program
     /// <summary>Parses the command line; null means help was asked for. Throws ArgumentException on bad input.</summary>
     private static GrpcSettings? ParseArgs(string[] args)
     {
-        UringEngine? engine = UringEngine.Auto;
-        bool inline = false;
-        string urls = "http://127.0.0.1:5090;https://127.0.0.1:5091";
-        int? rings = null;
-
+        var server = new ServerArgs("http://127.0.0.1:5090;https://127.0.0.1:5091");
         var line = new CommandLine(args);
         while (line.MoveNext())
         {
-            switch (line.Name)
-            {
-                case "-h" or "--help":
-                    return null;
-                case "--transport": engine = TransportSwitch.Parse(line.Value()); break;
-                case "--inline": inline = line.Flag(); break;
-                case "--urls":
-                    urls = line.Value();
-                    foreach (string url in urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
-                    {
-                        if (!Uri.TryCreate(url, UriKind.Absolute, out Uri? uri) || uri.Scheme is not ("http" or "https"))
-                            throw new ArgumentException($"--urls: '{url}' is not an http:// or https:// URL");
-                    }
-                    if (string.IsNullOrWhiteSpace(urls)) throw new ArgumentException("--urls must not be empty");
-                    break;
-                case "--rings": rings = line.Int(1); break;
-                default: throw line.Unknown();
-            }
+            if (line.Name is "-h" or "--help") return null;
+            if (!server.TryTake(line)) throw line.Unknown();
         }
-        return new GrpcSettings(engine, urls, rings, inline);
+        foreach (string url in server.Urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (!Uri.TryCreate(url, UriKind.Absolute, out Uri? uri) || uri.Scheme is not ("http" or "https"))
+                throw new ArgumentException($"--urls: '{url}' is not an http:// or https:// URL");
+        }
+        return new GrpcSettings(server.Engine, server.Urls, server.Rings, server.Inline);
     }
 }

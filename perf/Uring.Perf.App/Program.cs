@@ -34,7 +34,7 @@ public static class Program
         "               (which decommits what it can), finalizers run, a second such GC; answers 200 with\n" +
         "               the managed heap size after it, in bytes, as text (the runner's idle scenario uses it).";
 
-    private sealed record Settings(string Transport, bool Inline, string Urls, int? Rings, bool Diagnostics, bool GcEndpoint, RingFeatures Without);
+    private sealed record Settings(UringEngine? Engine, bool Inline, string Urls, int? Rings, bool Diagnostics, bool GcEndpoint, RingFeatures Without);
 
     private static TransportDiagnostics? s_diagnostics;
 
@@ -67,7 +67,7 @@ public static class Program
             o.AllowSynchronousIO = false;
         });
 
-        UringEngine? engine = TransportSwitch.Parse(settings.Transport);
+        UringEngine? engine = settings.Engine;
         TransportSwitch.Apply(builder.WebHost, engine, settings.Inline, settings.Rings);
 
         var app = builder.Build();
@@ -80,10 +80,7 @@ public static class Program
     /// <summary>Parses the command line; null means help was asked for. Throws ArgumentException on bad input.</summary>
     private static Settings? ParseArgs(string[] args)
     {
-        string transport = "uring";
-        bool inline = false;
-        string urls = "http://127.0.0.1:5000";
-        int? rings = null;
+        var server = new ServerArgs("http://127.0.0.1:5000");
         bool diagnostics = false;
         bool gcEndpoint = false;
         RingFeatures without = RingFeatures.None;
@@ -95,28 +92,20 @@ public static class Program
             {
                 case "-h" or "--help":
                     return null;
-                case "--transport":
-                    transport = line.Value();
-                    TransportSwitch.Parse(transport); // bad values fail here, naming the value
-                    break;
-                case "--inline": inline = line.Flag(); break;
                 case "--diagnostics": diagnostics = line.Flag(); break;
                 case "--gc-endpoint": gcEndpoint = line.Flag(); break;
-                case "--urls":
-                    urls = line.Value();
-                    if (string.IsNullOrWhiteSpace(urls)) throw new ArgumentException("--urls must not be empty");
-                    break;
-                case "--rings": rings = line.Int(1); break;
                 case "--without":
                     foreach (string name in line.Value().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
                         without |= Enum.TryParse(name, ignoreCase: true, out RingFeatures f) ? f
                             : throw new ArgumentException($"--without: '{name}' is not a feature ({string.Join(", ", Enum.GetNames<RingFeatures>())})");
                     break;
-                default: throw line.Unknown();
+                default:
+                    if (!server.TryTake(line)) throw line.Unknown();
+                    break;
             }
         }
 
-        return new Settings(transport, inline, urls, rings, diagnostics, gcEndpoint, without);
+        return new Settings(server.Engine, server.Inline, server.Urls, server.Rings, diagnostics, gcEndpoint, without);
     }
 
     // ---- request handling -------------------------------------------------------------------

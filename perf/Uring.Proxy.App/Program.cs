@@ -35,11 +35,7 @@ public static class Program
     private static ProxySettings? ParseArgs(string[] args)
     {
         Uri? backend = null;
-        UringEngine? engine = UringEngine.Auto;
-        bool inline = false;
-        string urls = "http://127.0.0.1:5080";
-        int? rings = null;
-
+        var server = new ServerArgs("http://127.0.0.1:5080");
         var line = new CommandLine(args);
         while (line.MoveNext())
         {
@@ -52,18 +48,13 @@ public static class Program
                     if (!Uri.TryCreate(text, UriKind.Absolute, out backend) || backend.Scheme is not ("http" or "https"))
                         throw new ArgumentException($"--backend needs an absolute http:// or https:// URL, got '{text}'");
                     break;
-                case "--transport": engine = TransportSwitch.Parse(line.Value()); break;
-                case "--inline": inline = line.Flag(); break;
-                case "--urls":
-                    urls = line.Value();
-                    if (string.IsNullOrWhiteSpace(urls)) throw new ArgumentException("--urls must not be empty");
+                default:
+                    if (!server.TryTake(line)) throw line.Unknown();
                     break;
-                case "--rings": rings = line.Int(1); break;
-                default: throw line.Unknown();
             }
         }
         if (backend is null)
             throw new ArgumentException("--backend is required (the URL every request is forwarded to)");
-        return new ProxySettings(backend, engine, urls, rings, inline);
+        return new ProxySettings(backend, server.Engine, server.Urls, server.Rings, server.Inline);
     }
 }
