@@ -81,13 +81,29 @@ public sealed class BenchService(StreamLog log) : Bench.BenchBase
             }
             log.Record(StreamEnd.Completed);
         }
-        catch (Exception ex) when (token.IsCancellationRequested && ex is OperationCanceledException or InvalidOperationException)
+        catch (Exception ex) when (ex is OperationCanceledException or InvalidOperationException)
         {
             // The call ended from outside (client cancel, deadline): a write then fails with
             // InvalidOperationException ("the request is complete") rather than OperationCanceledException
-            // when it races the cancellation. Either way nothing more can be sent, and gRPC already
-            // knows the call's status.
+            // when it races the cancellation. That write can fail before the call's token fires: Kestrel
+            // sets RequestAborted on a thread-pool thread and gRPC cancels the call's token from a callback
+            // on it, so wait (bounded) for the token; an error the token never follows is not an end from outside.
+            if (!await FiresWithinAsync(token, TimeSpan.FromSeconds(10)))
+                throw;
             log.Record(context.Deadline <= DateTime.UtcNow ? StreamEnd.DeadlineExceeded : StreamEnd.Cancelled);
+        }
+    }
+
+    private static async Task<bool> FiresWithinAsync(CancellationToken token, TimeSpan bound)
+    {
+        try
+        {
+            await Task.Delay(bound, token);
+            return false;
+        }
+        catch (OperationCanceledException)
+        {
+            return true;
         }
     }
 
