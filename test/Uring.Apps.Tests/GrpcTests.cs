@@ -182,7 +182,10 @@ public sealed class GrpcTests(ITestOutputHelper output)
         await using var setup = await StartAsync(engine, tls);
         using var cancel = new CancellationTokenSource();
 
-        using var call = setup.Client.ServerStream(new StreamRequest { Count = 1_000_000, Size = 64 }, Bounded(cancel.Token));
+        // Paced, so that the server is still sending when its token fires: once the client's reset
+        // arrives Kestrel drops later writes unsent, and an unpaced loop could finish all of them
+        // before the token (cancelled from a thread-pool callback) fires.
+        using var call = setup.Client.ServerStream(new StreamRequest { Count = 1_000_000, Size = 64, IntervalMs = 1 }, Bounded(cancel.Token));
         int received = 0;
         var failure = await Assert.ThrowsAsync<RpcException>(async () =>
         {
