@@ -61,6 +61,26 @@ public sealed class GrpcTests(ITestOutputHelper output)
     private static CallOptions Bounded(CancellationToken cancellationToken = default) =>
         new(deadline: DateTime.UtcNow + Limits.Step, cancellationToken: cancellationToken);
 
+    /// <summary>
+    /// Reads a server stream that must fail, checking that messages come in order; calls
+    /// <paramref name="onMessage"/> with each count. Returns how many came and the failure.
+    /// </summary>
+    private static async Task<(int Received, RpcException Failure)> ReadUntilFailureAsync(
+        AsyncServerStreamingCall<Message> call, Action<int>? onMessage = null)
+    {
+        int received = 0;
+        var failure = await Assert.ThrowsAsync<RpcException>(async () =>
+        {
+            await foreach (Message message in call.ResponseStream.ReadAllAsync().WithCancellation(Limits.StepToken()))
+            {
+                Assert.Equal(received, message.Id);
+                received++;
+                onMessage?.Invoke(received);
+            }
+        });
+        return (received, failure);
+    }
+
     [Theory, MemberData(nameof(EnginesAndTls))]
     public async Task Unary_calls_each_get_their_own_answer(RingEngine? engine, bool tls)
     {
@@ -160,15 +180,7 @@ public sealed class GrpcTests(ITestOutputHelper output)
         // 200 messages 20 ms apart need 4 s; the deadline is 1 s.
         using var call = setup.Client.ServerStream(new StreamRequest { Count = 200, Size = 64, IntervalMs = 20 },
             deadline: DateTime.UtcNow.AddSeconds(1));
-        int received = 0;
-        var failure = await Assert.ThrowsAsync<RpcException>(async () =>
-        {
-            await foreach (Message message in call.ResponseStream.ReadAllAsync().WithCancellation(Limits.StepToken()))
-            {
-                Assert.Equal(received, message.Id);
-                received++;
-            }
-        });
+        var (received, failure) = await ReadUntilFailureAsync(call);
 
         Assert.Equal(StatusCode.DeadlineExceeded, failure.StatusCode);
         Assert.InRange(received, 1, 199);
@@ -186,15 +198,9 @@ public sealed class GrpcTests(ITestOutputHelper output)
         // arrives Kestrel drops later writes unsent, and an unpaced loop could finish all of them
         // before the token (cancelled from a thread-pool callback) fires.
         using var call = setup.Client.ServerStream(new StreamRequest { Count = 1_000_000, Size = 64, IntervalMs = 1 }, Bounded(cancel.Token));
-        int received = 0;
-        var failure = await Assert.ThrowsAsync<RpcException>(async () =>
+        var (_, failure) = await ReadUntilFailureAsync(call, received =>
         {
-            await foreach (Message message in call.ResponseStream.ReadAllAsync())
-            {
-                Assert.Equal(received, message.Id);
-                if (++received == 100)
-                    cancel.Cancel();
-            }
+            if (received == 100) cancel.Cancel();
         });
 
         Assert.Equal(StatusCode.Cancelled, failure.StatusCode);
@@ -207,15 +213,7 @@ public sealed class GrpcTests(ITestOutputHelper output)
         await using var setup = await StartAsync(engine, tls);
 
         using var call = setup.Client.ServerStream(new StreamRequest { Count = 1000, Size = 64, FailAfter = 50 }, Bounded());
-        int received = 0;
-        var failure = await Assert.ThrowsAsync<RpcException>(async () =>
-        {
-            await foreach (Message message in call.ResponseStream.ReadAllAsync())
-            {
-                Assert.Equal(received, message.Id);
-                received++;
-            }
-        });
+        var (received, failure) = await ReadUntilFailureAsync(call);
 
         Assert.Equal(StatusCode.Cancelled, failure.StatusCode);
         Assert.Equal("the server cancelled the call after 50 messages", failure.Status.Detail);
@@ -229,15 +227,7 @@ public sealed class GrpcTests(ITestOutputHelper output)
         await using var setup = await StartAsync(engine, tls);
 
         using var call = setup.Client.ServerStream(new StreamRequest { Count = 1000, Size = 64, AbortAfter = 50 }, Bounded());
-        int received = 0;
-        var failure = await Assert.ThrowsAsync<RpcException>(async () =>
-        {
-            await foreach (Message message in call.ResponseStream.ReadAllAsync())
-            {
-                Assert.Equal(received, message.Id);
-                received++;
-            }
-        });
+        var (received, failure) = await ReadUntilFailureAsync(call);
 
         output.WriteLine($"after {received} messages: {failure.StatusCode} {failure.Status.Detail}");
         // As on Sockets: Kestrel resets the stream with INTERNAL_ERROR, which the client reports as
