@@ -67,13 +67,12 @@ public static class Program
             o.AllowSynchronousIO = false;
         });
 
-        UringEngine? engine = settings.Engine;
-        TransportSwitch.Apply(builder.WebHost, engine, settings.Inline, settings.Rings);
+        TransportSwitch.Apply(builder.WebHost, settings.Engine, settings.Inline, settings.Rings);
 
         var app = builder.Build();
         app.Run(Handle);
 
-        await TransportSwitch.RunAsync(app, engine, settings.Inline, settings.Urls);
+        await TransportSwitch.RunAsync(app, settings.Engine, settings.Inline, settings.Urls);
         return 0;
     }
 

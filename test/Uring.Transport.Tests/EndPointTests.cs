@@ -12,6 +12,7 @@ public sealed class EndPointTests(ITestOutputHelper output)
         foreach (RingEngine? engine in new RingEngine?[] { RingEngine.IoUring, RingEngine.Epoll, null }) // null: Kestrel's Sockets, the reference
         {
             rows.Add(engine, "127.0.0.1", "127.0.0.1");
+            if (!Loopback.HasIPv6) continue; // no ::1 on this machine (as in ClientTests)
             rows.Add(engine, "::1", "::1");
             rows.Add(engine, "::", "127.0.0.1"); // dual-stack listener, IPv4 client: seen as ::ffff:127.0.0.1
         }
@@ -26,6 +27,7 @@ public sealed class EndPointTests(ITestOutputHelper output)
             output, new ServerSetup { Address = IPAddress.Parse(listen) });
         var target = new IPEndPoint(IPAddress.Parse(connect), server.EndPoint!.Port);
         bool mapped = listen == "::" && target.AddressFamily == AddressFamily.InterNetwork;
+        IPAddress serverAddress = mapped ? target.Address.MapToIPv6() : target.Address;
 
         // 32 connections at once, so that several accepts complete in one go.
         RawConnection[] connections = await Task.WhenAll(Enumerable.Range(0, 32).Select(_ => RawConnection.ConnectAsync(target)));
@@ -39,7 +41,6 @@ public sealed class EndPointTests(ITestOutputHelper output)
 
                 var client = (IPEndPoint)connection.Socket.LocalEndPoint!;
                 IPAddress clientAddress = mapped ? client.Address.MapToIPv6() : client.Address;
-                IPAddress serverAddress = mapped ? target.Address.MapToIPv6() : target.Address;
                 Assert.Equal($"{clientAddress}|{client.Port}|{serverAddress}|{target.Port}", response.BodyText);
             }));
         }
