@@ -414,34 +414,8 @@ public sealed class ClientTests(ITestOutputHelper output)
     {
         public static int To(int port)
         {
-            var inodes = new HashSet<string>();
-            foreach (string table in new[] { "/proc/self/net/tcp", "/proc/self/net/tcp6" })
-            {
-                if (!File.Exists(table)) continue;
-                foreach (string line in File.ReadLines(table).Skip(1))
-                {
-                    // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode ...
-                    string[] fields = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-                    if (fields.Length > 9 && Convert.ToInt32(fields[2].Split(':')[1], 16) == port)
-                        inodes.Add(fields[9]);
-                }
-            }
-            int count = 0;
-            foreach (string fd in Directory.EnumerateFileSystemEntries("/proc/self/fd"))
-            {
-                string? target;
-                try
-                {
-                    target = new FileInfo(fd).LinkTarget;
-                }
-                catch (IOException)
-                {
-                    continue; // closed while we looked
-                }
-                if (target is not null && target.StartsWith("socket:[", StringComparison.Ordinal) && inodes.Contains(target[8..^1]))
-                    count++;
-            }
-            return count;
+            var inodes = TcpTable.Rows().Where(r => r.RemotePort == port).Select(r => r.Inode).ToHashSet();
+            return OpenFiles.List().Values.Count(t => t.StartsWith("socket:[", StringComparison.Ordinal) && inodes.Contains(t[8..^1]));
         }
     }
 }
