@@ -63,6 +63,14 @@ public sealed class UringTransportOptions
     public bool ListenerSharding { get; set; } = true;
 
     /// <summary>
+    /// How the kernel picks among the loops' listening sockets (<see cref="ListenerSharding"/>) for a
+    /// new TCP connection. Default: <see cref="Transport.ListenerSteering.Auto"/> (to the loop on the
+    /// CPU that received the connection when every loop has a CPU of its own, as with the defaults;
+    /// otherwise by flow hash). <see cref="Transport.ListenerSteering.Hash"/> always uses the flow hash.
+    /// </summary>
+    public ListenerSteering ListenerSteering { get; set; } = ListenerSteering.Auto;
+
+    /// <summary>
     /// Whether each I/O loop's thread is bound to a CPU. Default: <see cref="Transport.LoopAffinity.Auto"/>
     /// (bound when there is exactly one loop per CPU the process may use, as with the default
     /// <see cref="RingCount"/>: each loop then keeps its CPU's caches).

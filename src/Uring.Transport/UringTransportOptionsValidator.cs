@@ -24,6 +24,7 @@ internal sealed class UringTransportOptionsValidator : IValidateOptions<UringTra
 
         Check(Enum.IsDefined(o.Engine), $"UringTransportOptions.Engine (Uring:Engine in configuration) must be Auto, IoUring or Epoll (was {(int)o.Engine}).");
         Check(Enum.IsDefined(o.LoopAffinity), $"UringTransportOptions.LoopAffinity (Uring:LoopAffinity in configuration) must be Auto, Pinned or None (was {(int)o.LoopAffinity}).");
+        Check(Enum.IsDefined(o.ListenerSteering), $"UringTransportOptions.ListenerSteering (Uring:ListenerSteering in configuration) must be Auto or Hash (was {(int)o.ListenerSteering}).");
         Check(o.RingCount >= 1 && o.RingCount <= 1024, $"UringTransportOptions.RingCount (Uring:RingCount in configuration) must be between 1 and 1024 (was {o.RingCount}).");
         Check(PowerOfTwo(o.RingEntries) && o.RingEntries >= 8 && o.RingEntries <= 32768,
             $"UringTransportOptions.RingEntries (Uring:RingEntries in configuration) must be a power of two between 8 and 32768 (was {o.RingEntries}).");

@@ -15,6 +15,7 @@ public sealed class OptionsValidationTests(ITestOutputHelper output)
         ["Backlog"] = o => o.Backlog = 0,
         ["MaxReadBufferSize"] = o => o.MaxReadBufferSize = -1,
         ["LoopAffinity"] = o => o.LoopAffinity = (LoopAffinity)7,
+        ["ListenerSteering"] = o => o.ListenerSteering = (ListenerSteering)5,
         ["ZeroCopySendThreshold"] = o => o.ZeroCopySendThreshold = -1,
     };
 

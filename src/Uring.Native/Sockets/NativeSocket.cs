@@ -72,32 +72,39 @@ public static unsafe class NativeSocket
 
     /// <summary>
     /// Attaches a classic BPF program to <paramref name="fd"/>'s SO_REUSEPORT group that picks
-    /// among its first <paramref name="groupSize"/> sockets (in the order they started listening):
-    /// by the packet's flow hash (a random pick when there is none), or with
-    /// <paramref name="byCpu"/> by the CPU that received the packet. A socket that joins the group
-    /// later sits at a higher index and is never picked. Returns 0 or a negative errno.
+    /// among its first <paramref name="groupSize"/> sockets (in the order they started listening).
+    /// Socket i is picked for a connection received on CPU <paramref name="socketCpus"/>[i], when
+    /// given; any other connection by the packet's flow hash (a random pick when there is none).
+    /// A socket that joins the group later sits at a higher index and is never picked. Returns 0 or
+    /// a negative errno.
     /// </summary>
-    public static int AttachReusePortSteering(int fd, int groupSize, bool byCpu)
+    public static int AttachReusePortSteering(int fd, int groupSize, ReadOnlySpan<int> socketCpus = default)
     {
         const int SO_ATTACH_REUSEPORT_CBPF = 51;
         const uint SKF_AD_OFF = 0xFFFFF000, SKF_AD_RXHASH = 32, SKF_AD_CPU = 36, SKF_AD_RANDOM = 56;
-        const ushort LD_W_ABS = 0x20, JEQ_K = 0x15, MOD_K = 0x94, RET_A = 0x16;
-        SockFilter* program = stackalloc SockFilter[5];
+        const ushort LD_W_ABS = 0x20, JEQ_K = 0x15, MOD_K = 0x94, RET_K = 0x06, RET_A = 0x16;
+        if (socketCpus.Length > groupSize) throw new ArgumentException("More CPUs than sockets.", nameof(socketCpus));
+        var program = new SockFilter[(socketCpus.IsEmpty ? 0 : 1 + 2 * socketCpus.Length) + 5];
         int length = 0;
-        if (byCpu)
+        if (!socketCpus.IsEmpty)
         {
             program[length++] = new SockFilter(LD_W_ABS, 0, 0, SKF_AD_OFF + SKF_AD_CPU);
+            for (int i = 0; i < socketCpus.Length; i++)
+            {
+                program[length++] = new SockFilter(JEQ_K, 0, 1, (uint)socketCpus[i]);
+                program[length++] = new SockFilter(RET_K, 0, 0, (uint)i);
+            }
         }
-        else
-        {
-            program[length++] = new SockFilter(LD_W_ABS, 0, 0, SKF_AD_OFF + SKF_AD_RXHASH);
-            program[length++] = new SockFilter(JEQ_K, 0, 1, 0);
-            program[length++] = new SockFilter(LD_W_ABS, 0, 0, SKF_AD_OFF + SKF_AD_RANDOM);
-        }
+        program[length++] = new SockFilter(LD_W_ABS, 0, 0, SKF_AD_OFF + SKF_AD_RXHASH);
+        program[length++] = new SockFilter(JEQ_K, 0, 1, 0);
+        program[length++] = new SockFilter(LD_W_ABS, 0, 0, SKF_AD_OFF + SKF_AD_RANDOM);
         program[length++] = new SockFilter(MOD_K, 0, 0, (uint)groupSize);
         program[length++] = new SockFilter(RET_A, 0, 0, 0);
-        SockFprog fprog = new() { Length = (ushort)length, Filter = program };
-        return Libc.setsockopt(fd, Linux.SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &fprog, sizeof(SockFprog)) < 0 ? -Libc.Errno : 0;
+        fixed (SockFilter* filter = program)
+        {
+            SockFprog fprog = new() { Length = checked((ushort)length), Filter = filter };
+            return Libc.setsockopt(fd, Linux.SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &fprog, sizeof(SockFprog)) < 0 ? -Libc.Errno : 0;
+        }
     }
 
     private readonly struct SockFilter(ushort code, byte jt, byte jf, uint k)

@@ -88,6 +88,9 @@ internal sealed class IoLoop : PipeScheduler
 
     public int Index { get; }
 
+    /// <summary>The CPU this loop's thread is bound to, or null; set before <see cref="StartAsync"/> completes.</summary>
+    public int? BoundCpu { get; private set; }
+
     public RingEngine Engine => _engine;
 
     public ILogger Logger => _logger;
@@ -308,9 +311,13 @@ internal sealed class IoLoop : PipeScheduler
             // context switches. Measured on one core: about -22% CPU per request, lower p50 and p99.
             OsThreadId = NativeThread.CurrentThreadId();
             int batch = NativeThread.SetBatchScheduling();
-            string pinned = _cpu is int cpu
-                ? NativeThread.PinToCpu(cpu) is var pin && pin == 0 ? $", on CPU {cpu}" : $", CPU {cpu} refused ({Errno.Describe(pin)})"
-                : "";
+            string pinned = "";
+            if (_cpu is int cpu)
+            {
+                int pin = NativeThread.PinToCpu(cpu);
+                if (pin == 0) BoundCpu = cpu;
+                pinned = pin == 0 ? $", on CPU {cpu}" : $", CPU {cpu} refused ({Errno.Describe(pin)})";
+            }
             IRing ring = RingFactory.Create(_engine, _ringOptions);
             _ring = _decorateRing is null ? ring : _decorateRing(ring);
             _ring.Enable();

@@ -134,8 +134,29 @@ internal sealed class UringConnectionListener : IConnectionListener
             fds.Add((NativeSocket.CreateBound(EndPoint, reusePort: true), loops[i]));
         foreach (var (fd, _) in fds)
             NativeSocket.Listen(fd, _options.Backlog);
-        int steer = NativeSocket.AttachReusePortSteering(first, fds.Count, byCpu: false);
+        int[] cpus = SteeringCpus(loops);
+        int steer = NativeSocket.AttachReusePortSteering(first, fds.Count, cpus);
         if (steer < 0) UringLog.SteeringRefused(_group.Logger, EndPoint, Errno.Describe(steer));
+        else UringLog.SteeringAttached(_group.Logger, EndPoint, cpus.Length > 0 ? "by receiving CPU (" + string.Join(", ", cpus.Select((c, i) => $"CPU {c} -> loop {i}")) + "), else by flow hash" : "by flow hash");
+    }
+
+    /// <summary>
+    /// The CPU each loop's socket takes connections from, in loop order, or none (flow hash): with
+    /// <see cref="ListenerSteering.Auto"/> when every loop is bound to a CPU of its own. Then the
+    /// connection's softirq work and its loop share one CPU's caches. Measured with the defaults on
+    /// 2 cores against the flow hash (CPU per request): plaintext 64 connections 0.90x on io_uring,
+    /// 1.00x on epoll; a new connection per request 0.70x and 0.73x.
+    /// </summary>
+    private int[] SteeringCpus(IoLoop[] loops)
+    {
+        if (_options.ListenerSteering != ListenerSteering.Auto) return [];
+        var cpus = new int[loops.Length];
+        for (int i = 0; i < loops.Length; i++)
+        {
+            if (loops[i].BoundCpu is not int cpu || Array.IndexOf(cpus, cpu, 0, i) >= 0) return [];
+            cpus[i] = cpu;
+        }
+        return cpus;
     }
 
     private Exception BindFailure(RingException e)

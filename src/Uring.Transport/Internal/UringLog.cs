@@ -69,6 +69,9 @@ internal static partial class UringLog
     [LoggerMessage(5, LogLevel.Warning, "Listening on {EndPoint}: the SO_REUSEPORT steering program was refused ({Error}); a stranger joining the port's group could be given connections.")]
     public static partial void SteeringRefused(ILogger logger, EndPoint endPoint, string error);
 
+    [LoggerMessage(34, LogLevel.Debug, "Listening on {EndPoint}: new connections go to the loops {Steering}.")]
+    public static partial void SteeringAttached(ILogger logger, EndPoint endPoint, string steering);
+
     [LoggerMessage(6, LogLevel.Warning, "Unbinding {EndPoint}: an acceptor did not stop within {Seconds} s; the listener is closed to Kestrel regardless.")]
     public static partial void UnbindTimedOut(ILogger logger, EndPoint endPoint, double seconds);
 
