@@ -115,6 +115,78 @@ public sealed class LoopLifetimeTests(ITestOutputHelper output)
     }
 
     [Theory, Engines]
+    public async Task A_loop_that_fails_with_a_bulk_receive_in_the_kernel_never_rents_out_its_memory_again(RingEngine engine)
+    {
+        const int BulkSize = UringConnection.BulkReceiveSize;
+        var holders = new ScriptedRing?[1];
+        var logs = new LogCollector();
+        // No read limit: the input never pauses, so a receive is always armed.
+        (IoLoopGroup group, UringConnection connection, Socket peer) = await ConnectThroughScriptedRingAsync(engine, holders, logs, maxReadBufferSize: null);
+        var drained = new List<System.Buffers.IMemoryOwner<byte>>();
+        using (peer)
+        try
+        {
+            ScriptedRing ring = holders[0]!;
+            // The app reads everything, and is done with the input when it ends (as Kestrel is); the
+            // peer sends bulk data until the connection ends.
+            Task reading = Task.Run(async () =>
+            {
+                try
+                {
+                    while (true)
+                    {
+                        ReadResult read = await connection.Transport.Input.ReadAsync();
+                        connection.Transport.Input.AdvanceTo(read.Buffer.End);
+                        if (read.IsCompleted) return;
+                    }
+                }
+                finally
+                {
+                    connection.Transport.Input.Complete();
+                }
+            });
+            Task sending = Task.Run(async () =>
+            {
+                byte[] chunk = new byte[256 * 1024];
+                var clock = Stopwatch.StartNew();
+                try
+                {
+                    while (clock.Elapsed < Limits.Step) await peer.SendAsync(chunk, SocketFlags.None); // until the connection ends
+                }
+                catch (SocketException)
+                {
+                }
+            });
+            Assert.True(await Eventually.HoldsAsync(() => ring.DirectRecvs > 4, Limits.Step), "The bulk data was not received straight into the input.");
+
+            ring.HoldWhere(c => ScriptedRing.Is(c, OpKind.Recv) && !c.HasBuffer && c.Result > 0);
+            Assert.True(await Eventually.HoldsAsync(() => RecvsSettled(ring) && ring.LastRecvWasDirect, Limits.Stop),
+                "No direct receive was left in the kernel with its completion held.");
+            nint inKernel = ring.LastDirectRecvBuffer;
+            // The pool's bulk size class, emptied: memory given back from now on is what the next rentals get.
+            for (int i = 0; i < 40; i++) drained.Add(group.Pool.Rent(BulkSize));
+
+            ring.FailSubmitsWith(-Errno.EBADR); // the loop fails with that recv, as far as it knows, in the kernel
+            await connection.Closed.WaitAsync(Limits.Stop);
+            await reading.WaitAsync(Limits.Step).ContinueWith(_ => { }); // the input ends (with the loop's error)
+            for (int i = 0; i < 40; i++)
+            {
+                System.Buffers.IMemoryOwner<byte> rental = group.Pool.Rent(BulkSize);
+                drained.Add(rental);
+                nint start = AddressOf(rental.Memory);
+                Assert.False(inKernel >= start && inKernel < start + rental.Memory.Length,
+                    "The memory of a receive the failed loop left in the kernel was rented out again.");
+            }
+            await sending.WaitAsync(Limits.Step);
+        }
+        finally
+        {
+            foreach (System.Buffers.IMemoryOwner<byte> rental in drained) rental.Dispose();
+            await group.StopAsync();
+        }
+    }
+
+    [Theory, Engines]
     public async Task A_ring_whose_submits_keep_failing_costs_its_loop_only_and_the_listener_moves(RingEngine engine)
     {
         var rings = new ScriptedRing?[TestServer.RingCount];
@@ -207,7 +279,7 @@ public sealed class LoopLifetimeTests(ITestOutputHelper output)
     }
 
     private static async Task<(IoLoopGroup, UringConnection, Socket)> ConnectThroughScriptedRingAsync(
-        RingEngine engine, ScriptedRing?[] holders, LogCollector logs)
+        RingEngine engine, ScriptedRing?[] holders, LogCollector logs, long? maxReadBufferSize = 1024 * 1024)
     {
         using Socket listener = ListenOnLoopback();
         var options = new UringTransportOptions
@@ -215,12 +287,27 @@ public sealed class LoopLifetimeTests(ITestOutputHelper output)
             Engine = (UringEngine)engine,
             RingCount = 1,
             DecorateRing = (ring, index) => holders[index] = new ScriptedRing(ring),
+            MaxReadBufferSize = maxReadBufferSize,
         };
         IoLoopGroup group = await IoLoopGroup.StartAsync(options, logs.CreateLogger(UringLog.Category));
         Task<UringConnection> connecting = ConnectOperation.StartAsync(group, listener.LocalEndPoint!, options, CancellationToken.None);
         Socket peer = await listener.AcceptAsync().WaitAsync(Limits.Step);
         UringConnection connection = await connecting.WaitAsync(Limits.Step);
         return (group, connection, peer);
+    }
+
+    private static unsafe nint AddressOf(Memory<byte> memory)
+    {
+        using System.Buffers.MemoryHandle pin = memory.Pin();
+        return (nint)pin.Pointer;
+    }
+
+    // True once no receive was armed for a while (the last one's completion is held).
+    private static bool RecvsSettled(ScriptedRing ring)
+    {
+        int before = ring.DirectRecvs + ring.Receives;
+        Thread.Sleep(100);
+        return ring.DirectRecvs + ring.Receives == before;
     }
 
     private static Socket ListenOnLoopback()

@@ -1,3 +1,4 @@
+using System.Buffers;
 using Microsoft.AspNetCore.Connections;
 using Uring.Native;
 
@@ -103,10 +104,20 @@ internal sealed partial class UringConnection
         _close = CloseState.Dead;
         var error = new ConnectionAbortedException(reason);
         _shutdownReason ??= error;
+        if (_recvDirect)
+        {
+            _pool.Retire(new ReadOnlySequence<byte>(_recvMemory)); // the kernel may still write into it
+            _recvDirect = false;
+        }
         if (_inputState != InputState.Ended)
         {
             _inputState = InputState.Ended;
             _input.Writer.Complete(error);
+        }
+        else if (_inputEndPending)
+        {
+            _inputEndPending = false;
+            _input.Writer.Complete(_inputEndError);
         }
         _recv = RecvOp.None;
         if (!closeInKernel)

@@ -8,8 +8,9 @@ namespace Uring.Transport.Internal;
 
 /// <summary>
 /// One TCP or Unix connection owned by an <see cref="IoLoop"/>. Receives arrive through a multishot
-/// recv (single-shot where the kernel lacks it, and for bulk data) with the loop's provided buffers
-/// and are copied into the input pipe; the output pipe is drained by one send in flight at a time.
+/// recv (single-shot where the kernel lacks it) with the loop's provided buffers and are copied into
+/// the input pipe; bulk data is received straight into the input pipe's memory. The output pipe is
+/// drained by one send in flight at a time.
 /// State under a "loop thread only" line is touched only on the loop thread.
 /// </summary>
 /// <remarks>
@@ -52,6 +53,8 @@ internal sealed partial class UringConnection : ConnectionContext, ICompletionHa
         // Under a read limit, flush as soon as half of it is waiting, not only at the end of a batch:
         // a multishot recv can deliver many buffers in one batch, and the limit must hold.
         _eagerFlushBytes = maxRead > 0 ? Math.Max(1, maxRead / 2) : long.MaxValue;
+        // A bulk recv may overshoot the read limit by itself: at most half the limit.
+        _bulkReceiveSize = maxRead > 0 ? (int)Math.Clamp(maxRead / 2, 1, BulkReceiveSize) : BulkReceiveSize;
         (PipeOptions inputOptions, PipeOptions outputOptions) = loop.PipeOptionsFor(pool, applicationScheduler, maxRead, maxWrite);
         _input = new Pipe(inputOptions);
         _output = new Pipe(outputOptions);

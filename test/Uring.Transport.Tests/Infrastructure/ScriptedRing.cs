@@ -18,7 +18,9 @@ internal sealed unsafe class ScriptedRing(IRing inner) : DecoratedRing(inner)
     private Func<Completion, Completion?>? _rewriteOnce;
     private int _failWith;
     private RingFeatures _hidden;
-    private int _multishotRecvs, _singleRecvs, _multishotAccepts, _singleAccepts, _zeroCopySends;
+    private int _multishotRecvs, _singleRecvs, _multishotAccepts, _singleAccepts, _zeroCopySends, _directRecvs;
+    private long _lastDirectRecv; // address of the last plain recv's buffer
+    private int _lastRecvDirect;  // 1 when the last receive prepared was a plain recv
 
     public int MultishotRecvs => Volatile.Read(ref _multishotRecvs);
     public int SingleRecvs => Volatile.Read(ref _singleRecvs);
@@ -26,6 +28,15 @@ internal sealed unsafe class ScriptedRing(IRing inner) : DecoratedRing(inner)
     public int SingleAccepts => Volatile.Read(ref _singleAccepts);
     public int Receives => MultishotRecvs + SingleRecvs;
     public int ZeroCopySends => Volatile.Read(ref _zeroCopySends);
+
+    /// <summary>Plain recvs (into a buffer of the caller's, no provided buffer) prepared.</summary>
+    public int DirectRecvs => Volatile.Read(ref _directRecvs);
+
+    /// <summary>The buffer the last plain recv was prepared with.</summary>
+    public nint LastDirectRecvBuffer => (nint)Volatile.Read(ref _lastDirectRecv);
+
+    /// <summary>Whether the last receive prepared was a plain recv (not into a provided buffer).</summary>
+    public bool LastRecvWasDirect => Volatile.Read(ref _lastRecvDirect) == 1;
 
     /// <summary>From now on, completions for which <paramref name="predicate"/> holds are kept back.</summary>
     public void HoldWhere(Func<Completion, bool> predicate) => Volatile.Write(ref _hold, predicate);
@@ -120,13 +131,23 @@ internal sealed unsafe class ScriptedRing(IRing inner) : DecoratedRing(inner)
     public override void PrepareRecvMultishot(int fd, ushort bufferGroup, int flags, ulong userData)
     {
         Interlocked.Increment(ref _multishotRecvs);
+        Volatile.Write(ref _lastRecvDirect, 0);
         if ((_hidden & RingFeatures.MultishotRecv) != 0) _invented.Enqueue(new Completion(userData, -Errno.EINVAL, 0));
         else base.PrepareRecvMultishot(fd, bufferGroup, flags, userData);
+    }
+
+    public override void PrepareRecv(int fd, byte* buffer, int length, int flags, ulong userData)
+    {
+        Volatile.Write(ref _lastDirectRecv, (long)buffer);
+        Volatile.Write(ref _lastRecvDirect, 1);
+        Interlocked.Increment(ref _directRecvs);
+        base.PrepareRecv(fd, buffer, length, flags, userData);
     }
 
     public override void PrepareRecvBufferSelect(int fd, ushort bufferGroup, int flags, ulong userData, int maxLength = 0)
     {
         Interlocked.Increment(ref _singleRecvs);
+        Volatile.Write(ref _lastRecvDirect, 0);
         base.PrepareRecvBufferSelect(fd, bufferGroup, flags, userData, maxLength);
     }
 
