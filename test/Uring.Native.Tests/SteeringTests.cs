@@ -79,30 +79,17 @@ public sealed class SteeringTests(ITestOutputHelper output)
         {
             var clients = new List<Socket>();
             var target = (IPEndPoint)Sockets[0].LocalEndPoint!;
-            Exception? failure = null;
-            var thread = new Thread(() =>
+            try
             {
-                try
+                OnCpu.Run(cpu, () =>
                 {
-                    int pin = NativeThread.PinToCpu(cpu);
-                    if (pin != 0) throw new InvalidOperationException($"sched_setaffinity to CPU {cpu}: {Errno.Describe(pin)}");
                     for (int i = 0; i < count; i++)
                     {
                         var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
                         clients.Add(client);
                         client.Connect(target);
                     }
-                }
-                catch (Exception e)
-                {
-                    failure = e;
-                }
-            });
-            thread.Start();
-            Assert.True(thread.Join(TimeSpan.FromSeconds(30)), "The connects did not finish.");
-            try
-            {
-                if (failure is not null) throw new InvalidOperationException("Connecting failed.", failure);
+                }, TimeSpan.FromSeconds(30));
                 var counts = new int[Sockets.Length];
                 int accepted = 0;
                 var deadline = DateTime.UtcNow.AddSeconds(10);

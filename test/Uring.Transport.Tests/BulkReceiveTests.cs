@@ -107,7 +107,7 @@ public sealed class BulkReceiveTests(ITestOutputHelper output)
         try
         {
             ScriptedRing bulk = Assert.Single(rings, r => r!.DirectRecvs > 0)!;
-            Assert.True(await Eventually.HoldsAsync(() => Stable(bulk) && bulk.LastRecvWasDirect, Limits.Stop),
+            Assert.True(await Eventually.HoldsAsync(() => bulk.ReceivesSettled() && bulk.LastRecvWasDirect, Limits.Stop),
                 "No direct receive was left in the kernel with its completion held.");
             nint inKernel = bulk.LastDirectRecvBuffer;
             // The pool's bulk size class, emptied: memory given back from now on is what the next rentals get.
@@ -129,7 +129,7 @@ public sealed class BulkReceiveTests(ITestOutputHelper output)
             {
                 IMemoryOwner<byte> rental = server.Group.Pool.Rent(BulkSize);
                 drained.Add(rental);
-                nint start = AddressOf(rental.Memory);
+                nint start = ScriptedRing.AddressOf(rental.Memory);
                 Assert.False(inKernel >= start && inKernel < start + rental.Memory.Length,
                     "The memory of a receive still in the kernel was rented out again.");
             }
@@ -148,19 +148,5 @@ public sealed class BulkReceiveTests(ITestOutputHelper output)
             $"The pool did not get the input's memory back after the receive completed: {server.Group.Pool.RentedBytes - baseline} bytes still out.");
         stopSending.Cancel();
         await sender.WaitAsync(Limits.Step);
-    }
-
-    private static unsafe nint AddressOf(Memory<byte> memory)
-    {
-        using MemoryHandle pin = memory.Pin();
-        return (nint)pin.Pointer;
-    }
-
-    // True once no recv was armed for a while (the last one's completion is held).
-    private static bool Stable(ScriptedRing ring)
-    {
-        int before = ring.DirectRecvs + ring.Receives;
-        Thread.Sleep(100);
-        return ring.DirectRecvs + ring.Receives == before;
     }
 }

@@ -57,25 +57,12 @@ public sealed class ListenerSteeringTests(ITestOutputHelper output)
         var connections = new List<RawConnection>();
         try
         {
-            Exception? failure = null;
-            var thread = new Thread(() =>
+            // connect(2) sends the SYN on the bound thread's CPU; the rest can happen anywhere.
+            OnCpu.Run(cpu, () =>
             {
-                try
-                {
-                    int pin = NativeThread.PinToCpu(cpu);
-                    if (pin != 0) throw new InvalidOperationException($"sched_setaffinity to CPU {cpu}: {Errno.Describe(pin)}");
-                    // connect(2) sends the SYN on this thread's CPU; the rest can happen anywhere.
-                    for (int i = 0; i < count; i++)
-                        connections.Add(RawConnection.ConnectAsync(server.EndPoint!).GetAwaiter().GetResult());
-                }
-                catch (Exception e)
-                {
-                    failure = e;
-                }
-            });
-            thread.Start();
-            Assert.True(thread.Join(Limits.Stop), "The connects did not finish.");
-            if (failure is not null) throw new InvalidOperationException("Connecting failed.", failure);
+                for (int i = 0; i < count; i++)
+                    connections.Add(RawConnection.ConnectAsync(server.EndPoint!).GetAwaiter().GetResult());
+            }, Limits.Stop);
 
             var served = new int[count];
             for (int i = 0; i < count; i++)

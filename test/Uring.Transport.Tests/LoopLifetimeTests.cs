@@ -160,7 +160,7 @@ public sealed class LoopLifetimeTests(ITestOutputHelper output)
             Assert.True(await Eventually.HoldsAsync(() => ring.DirectRecvs > 4, Limits.Step), "The bulk data was not received straight into the input.");
 
             ring.HoldWhere(c => ScriptedRing.Is(c, OpKind.Recv) && !c.HasBuffer && c.Result > 0);
-            Assert.True(await Eventually.HoldsAsync(() => RecvsSettled(ring) && ring.LastRecvWasDirect, Limits.Stop),
+            Assert.True(await Eventually.HoldsAsync(() => ring.ReceivesSettled() && ring.LastRecvWasDirect, Limits.Stop),
                 "No direct receive was left in the kernel with its completion held.");
             nint inKernel = ring.LastDirectRecvBuffer;
             // The pool's bulk size class, emptied: memory given back from now on is what the next rentals get.
@@ -173,7 +173,7 @@ public sealed class LoopLifetimeTests(ITestOutputHelper output)
             {
                 System.Buffers.IMemoryOwner<byte> rental = group.Pool.Rent(BulkSize);
                 drained.Add(rental);
-                nint start = AddressOf(rental.Memory);
+                nint start = ScriptedRing.AddressOf(rental.Memory);
                 Assert.False(inKernel >= start && inKernel < start + rental.Memory.Length,
                     "The memory of a receive the failed loop left in the kernel was rented out again.");
             }
@@ -294,20 +294,6 @@ public sealed class LoopLifetimeTests(ITestOutputHelper output)
         Socket peer = await listener.AcceptAsync().WaitAsync(Limits.Step);
         UringConnection connection = await connecting.WaitAsync(Limits.Step);
         return (group, connection, peer);
-    }
-
-    private static unsafe nint AddressOf(Memory<byte> memory)
-    {
-        using System.Buffers.MemoryHandle pin = memory.Pin();
-        return (nint)pin.Pointer;
-    }
-
-    // True once no receive was armed for a while (the last one's completion is held).
-    private static bool RecvsSettled(ScriptedRing ring)
-    {
-        int before = ring.DirectRecvs + ring.Receives;
-        Thread.Sleep(100);
-        return ring.DirectRecvs + ring.Receives == before;
     }
 
     private static Socket ListenOnLoopback()

@@ -38,6 +38,21 @@ internal sealed unsafe class ScriptedRing(IRing inner) : DecoratedRing(inner)
     /// <summary>Whether the last receive prepared was a plain recv (not into a provided buffer).</summary>
     public bool LastRecvWasDirect => Volatile.Read(ref _lastRecvDirect) == 1;
 
+    /// <summary>Whether no receive of any kind was prepared for 100 ms (blocks that long): the last one's completion is held or has not come.</summary>
+    public bool ReceivesSettled()
+    {
+        int before = DirectRecvs + Receives;
+        Thread.Sleep(100);
+        return DirectRecvs + Receives == before;
+    }
+
+    /// <summary>Where <paramref name="memory"/> starts (pool memory is pinned: the address holds).</summary>
+    public static nint AddressOf(Memory<byte> memory)
+    {
+        using System.Buffers.MemoryHandle pin = memory.Pin();
+        return (nint)pin.Pointer;
+    }
+
     /// <summary>From now on, completions for which <paramref name="predicate"/> holds are kept back.</summary>
     public void HoldWhere(Func<Completion, bool> predicate) => Volatile.Write(ref _hold, predicate);
 
