@@ -114,10 +114,9 @@ internal sealed partial class UringConnection
             _inputState = InputState.Ended;
             _input.Writer.Complete(error);
         }
-        else if (_inputEndPending)
+        else
         {
-            _inputEndPending = false;
-            _input.Writer.Complete(_inputEndError);
+            CompletePendingInputEnd();
         }
         _recv = RecvOp.None;
         if (!closeInKernel)

@@ -58,7 +58,6 @@ internal sealed partial class UringConnection
     // and happens at the completion. A loop that stops with the recv still in the kernel retires the
     // memory (OnLoopStopped): never rented again.
     private bool _recvDirect;
-    private int _recvAsked;               // the last direct recv's size
     private bool _probeSingle;            // the next provided-buffer recv is single-shot (see ArmRecv)
     private Memory<byte> _recvMemory;
     private MemoryHandle _recvPin;
@@ -99,7 +98,7 @@ internal sealed partial class UringConnection
         if (_input.Writer.UnflushedBytes > 0)
         {
             FlushInput();
-            if (_recv != RecvOp.None || _inputState != InputState.Open) return; // paused or ended by it
+            if (_inputState != InputState.Open) return; // paused or ended by it
         }
         Memory<byte> memory = _input.Writer.GetMemory(_bulkReceiveSize);
         if (memory.Length > _bulkReceiveSize) memory = memory.Slice(0, _bulkReceiveSize);
@@ -111,21 +110,29 @@ internal sealed partial class UringConnection
         _recvDirect = true;
     }
 
-    /// <summary>A direct recv's final completion: the memory is the pipe's again, with what it received advanced.</summary>
-    private void EndDirectRecv(int result)
+    /// <summary>
+    /// A direct recv's final completion: the memory is the pipe's again, with what it received
+    /// advanced. Returns how many bytes the recv asked for.
+    /// </summary>
+    private int EndDirectRecv(int result)
     {
+        int asked = _recvMemory.Length;
         _recvDirect = false;
-        _recvAsked = _recvMemory.Length;
         _recvPin.Dispose();
         _recvPin = default;
         _recvMemory = default;
         if (result > 0 && _inputState != InputState.Ended) _input.Writer.Advance(result);
-        if (_inputEndPending)
-        {
-            _inputEndPending = false;
-            _input.Writer.Complete(_inputEndError);
-            _inputEndError = null;
-        }
+        CompletePendingInputEnd();
+        return asked;
+    }
+
+    /// <summary>The end of input that waited for a direct recv (<see cref="CompleteInputWriter"/>), if one did.</summary>
+    private void CompletePendingInputEnd()
+    {
+        if (!_inputEndPending) return;
+        _inputEndPending = false;
+        _input.Writer.Complete(_inputEndError);
+        _inputEndError = null;
     }
 
     /// <summary>Completes the input writer, or at the direct recv's completion while one holds the pipe's memory.</summary>
@@ -164,7 +171,7 @@ internal sealed partial class UringConnection
         bool direct = _recvDirect;
         if (final) _recv = RecvOp.None;
         int result = c.Result;
-        if (direct) EndDirectRecv(result);
+        int asked = direct ? EndDirectRecv(result) : 0;
 
         if (result > 0 && direct)
         {
@@ -172,7 +179,7 @@ internal sealed partial class UringConnection
             {
                 _lastDataTicks = _loop.Now;
                 // Short: the socket is drained for now (see ArmRecv).
-                if (result < _recvAsked)
+                if (result < asked)
                 {
                     _bulk = false;
                     _probeSingle = result >= _loop.Buffers.BufferSize;
