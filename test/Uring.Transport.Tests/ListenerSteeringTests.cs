@@ -16,7 +16,7 @@ public sealed class ListenerSteeringTests(ITestOutputHelper output)
     public async Task With_a_loop_bound_to_each_cpu_a_connection_is_served_by_the_loop_on_the_cpu_that_received_it(RingEngine engine)
     {
         int[] allowed = NativeThread.AllowedCpus();
-        await using TestServer server = await TestServer.StartAsync(engine, MapLoopIndex, output,
+        await using TestServer server = await TestServer.StartAsync(engine, TestData.MapLoopIndex, output,
             new ServerSetup { Transport = o => o.LoopAffinity = LoopAffinity.Pinned });
         int?[] cpus = server.Group.Loops.Select(l => l.BoundCpu).ToArray();
         output.WriteLine($"allowed CPUs {string.Join(",", allowed)}; loops on {string.Join(",", cpus)}");
@@ -42,7 +42,7 @@ public sealed class ListenerSteeringTests(ITestOutputHelper output)
     [Theory, Engines]
     public async Task With_hash_steering_connections_from_one_cpu_are_spread_over_the_loops(RingEngine engine)
     {
-        await using TestServer server = await TestServer.StartAsync(engine, MapLoopIndex, output,
+        await using TestServer server = await TestServer.StartAsync(engine, TestData.MapLoopIndex, output,
             new ServerSetup { Transport = o => o.ListenerSteering = ListenerSteering.Hash });
         Assert.Contains("by flow hash", Assert.Single(server.Logs.Entries, e => e.EventId.Id == 34).Message);
 
@@ -77,8 +77,4 @@ public sealed class ListenerSteeringTests(ITestOutputHelper output)
             foreach (RawConnection c in connections) c.Dispose();
         }
     }
-
-    private static void MapLoopIndex(WebApplication app) =>
-        app.MapGet("/loop", context => TestData.WriteText(context,
-            context.Features.Get<IUringConnectionFeature>()!.LoopIndex.ToString(CultureInfo.InvariantCulture)));
 }

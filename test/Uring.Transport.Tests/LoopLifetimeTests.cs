@@ -190,7 +190,7 @@ public sealed class LoopLifetimeTests(ITestOutputHelper output)
     public async Task A_ring_whose_submits_keep_failing_costs_its_loop_only_and_the_listener_moves(RingEngine engine)
     {
         var rings = new ScriptedRing?[TestServer.RingCount];
-        await using TestServer server = await TestServer.StartAsync(engine, MapLoopIndex, output, new ServerSetup
+        await using TestServer server = await TestServer.StartAsync(engine, TestData.MapLoopIndex, output, new ServerSetup
         {
             Transport = o =>
             {
@@ -264,9 +264,6 @@ public sealed class LoopLifetimeTests(ITestOutputHelper output)
 
     // ---- helpers -------------------------------------------------------------------------------
 
-    private static void MapLoopIndex(WebApplication app) =>
-        app.MapGet("/loop", context => TestData.WriteText(context,
-            context.Features.Get<IUringConnectionFeature>()!.LoopIndex.ToString(CultureInfo.InvariantCulture)));
 
     private static bool HasAcceptor(IoLoop loop) => loop.HandlerCount(h => h is Acceptor) > 0;
 

@@ -25,6 +25,11 @@ internal static class TestData
     public static void MapWhoAmI(WebApplication app) =>
         app.MapGet("/whoami", context => WriteText(context, $"{context.Request.Protocol} {context.Request.Scheme}"));
 
+    /// <summary>GET /loop answers the index of the I/O loop serving the connection.</summary>
+    public static void MapLoopIndex(WebApplication app) =>
+        app.MapGet("/loop", context => WriteText(context,
+            context.Features.Get<IUringConnectionFeature>()!.LoopIndex.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+
     /// <summary>The app most tests need: GET /plaintext answers "Hello, World!".</summary>
     public static void MapPlaintext(WebApplication app) =>
         app.MapGet("/plaintext", context => WriteText(context, "Hello, World!"));
