@@ -89,9 +89,12 @@ public sealed class ExhaustionTests(ITestOutputHelper output)
     [Theory, Engines]
     public async Task Receive_buffer_memory_starts_at_one_chunk_and_grows_only_under_load(RingEngine engine)
     {
-        // More uploads at once than the first chunk has buffers: single-shot or multishot, one batch
-        // of receives takes most of them.
+        // More uploads at once than the first chunk has buffers. Bulk data soon goes straight into
+        // each input pipe, so only the uploads' first receives take provided buffers: their
+        // completions are held until every upload is in flight, so the kernel has the first chunk
+        // all out at once and the receives after it find none, whatever the timing.
         const int BufferSize = 8192, Count = 512, Chunk = 64, Uploads = 128, UploadBytes = 256 * 1024;
+        ScriptedRing? ring = null;
         await using TestServer server = await TestServer.StartAsync(engine, app => app.Run(Uring.Perf.SampleEndpoints.Handle), output, new ServerSetup
         {
             Transport = o =>
@@ -99,22 +102,36 @@ public sealed class ExhaustionTests(ITestOutputHelper output)
                 o.RingCount = 1;
                 o.ProvidedBufferCount = Count;
                 o.ProvidedBufferSize = BufferSize;
+                o.DecorateRing = (inner, _) => ring = new ScriptedRing(inner);
             },
         });
         IoLoop loop = server.Group.Loops[0];
         await ServerResources.AssertServesAsync(server);
         Assert.Equal((long)Chunk * BufferSize, loop.BufferBytes); // idle: the first chunk only
 
-        using HttpClient client = server.CreateClient();
         byte[] body = TestData.Random(UploadBytes, seed: 7);
-        string[] answers = await Task.WhenAll(Enumerable.Range(0, Uploads).Select(async _ =>
+        var connections = new RawConnection[Uploads];
+        for (int i = 0; i < Uploads; i++) connections[i] = await server.ConnectRawAsync();
+        try
         {
-            using HttpResponseMessage response = await client.PostAsync("upload", new ByteArrayContent(body));
-            return await response.Content.ReadAsStringAsync();
-        }));
-        output.WriteLine($"receive-buffer memory after {Uploads} concurrent 256 KiB uploads: {loop.BufferBytes / 1024} KiB (at most {Count * BufferSize / 1024} KiB)");
-        Assert.All(answers, a => Assert.Equal(UploadBytes.ToString(CultureInfo.InvariantCulture), a));
-        Assert.InRange(loop.BufferBytes, (long)(Chunk + 1) * BufferSize, (long)Count * BufferSize);
+            ring!.HoldWhere(c => c.HasBuffer);
+            Task[] sends = connections.Select(async c =>
+            {
+                await c.SendAsync(RawConnection.Request("POST", "/upload", $"Content-Length: {UploadBytes}"));
+                await c.SendAsync(body);
+            }).ToArray();
+            await Task.Delay(300); // the loop sees the first chunk run out
+            ring.ReleaseAt(Environment.TickCount64);
+            await Task.WhenAll(sends).WaitAsync(Limits.Step);
+            RawResponse[] answers = await Task.WhenAll(connections.Select(c => c.ReadResponseAsync())).WaitAsync(Limits.Step);
+            output.WriteLine($"receive-buffer memory after {Uploads} concurrent 256 KiB uploads: {loop.BufferBytes / 1024} KiB (at most {Count * BufferSize / 1024} KiB)");
+            Assert.All(answers, a => Assert.Equal(UploadBytes.ToString(CultureInfo.InvariantCulture), a.BodyText));
+            Assert.InRange(loop.BufferBytes, (long)(Chunk + 1) * BufferSize, (long)Count * BufferSize);
+        }
+        finally
+        {
+            foreach (RawConnection c in connections) c.Dispose();
+        }
     }
 
     [Theory, Engines]
