@@ -399,7 +399,7 @@ internal sealed class IoLoop : PipeScheduler
             // whose waker saw no sleeper. Each side writes, fences, then reads the other's flag.
             Interlocked.Exchange(ref _sleeping, 1);
             int wait = _work.IsEmpty ? 1 : 0;
-            int timeout = _stopRequested ? 100 : -1;
+            int timeout = _stopRequested ? 100 : SendSlots.HoldsExcess ? (int)SendSlotPool.WindowMilliseconds : -1;
             int submitted = _ring!.SubmitAndWait(wait, wait == 0 ? 0 : timeout);
             Volatile.Write(ref _sleeping, 0);
             Now = Environment.TickCount64;
@@ -432,6 +432,7 @@ internal sealed class IoLoop : PipeScheduler
             GrowBuffers();
             ResumeStarved();
             FlushDirtyInputs();
+            SendSlots.Tick(Now);
         }
     }
 

@@ -116,22 +116,60 @@ internal sealed unsafe class SendSlot
 }
 
 /// <summary>
-/// One loop's spare <see cref="SendSlot"/>s; loop thread only. At most <see cref="MaxSpare"/> are
-/// kept: a burst of sends in flight (thousands of connections answered at once) does not leave its
-/// peak behind as idle memory.
+/// One loop's spare <see cref="SendSlot"/>s; loop thread only. Spares are kept up to the most slots
+/// lent at once in the current or the previous window (one second of the loop's clock), and at
+/// least <see cref="MinSpare"/>: under steady load with many sends in flight (hundreds of
+/// connections answered in one iteration) each send reuses a slot instead of allocating one, and a
+/// burst's peak is freed within two windows after it, so it does not stay behind as idle memory.
+/// The loop wakes for that trim while it holds more than <see cref="MinSpare"/> spares
+/// (<see cref="HoldsExcess"/>).
 /// </summary>
 internal sealed class SendSlotPool
 {
-    private const int MaxSpare = 32;
+    public const int MinSpare = 32;
+    public const long WindowMilliseconds = 1000;
     private readonly Stack<SendSlot> _free = new();
+    private int _lent;              // out with their connections (a slot the kernel never gave back stays counted)
+    private int _peak;              // most lent at once in this window
+    private int _limit = MinSpare;  // spares kept: at least MinSpare and the last window's peak
+    private long _windowStart;
 
-    public SendSlot Rent() => _free.TryPop(out SendSlot? slot) ? slot : new SendSlot();
+    public SendSlot Rent()
+    {
+        if (++_lent > _peak) _peak = _lent;
+        if (_free.TryPop(out SendSlot? slot)) return slot;
+        Created++;
+        return new SendSlot();
+    }
 
     public void Return(SendSlot slot)
     {
+        _lent--;
         slot.Clear();
-        if (_free.Count < MaxSpare) _free.Push(slot);
+        if (_free.Count < Math.Max(_limit, _peak)) _free.Push(slot);
         else slot.Free();
+    }
+
+    /// <summary>More spares than <see cref="MinSpare"/>: the loop should not sleep past the next window's end.</summary>
+    public bool HoldsExcess => _free.Count > MinSpare;
+
+    /// <summary>Spares now (tests; loop thread's state, read as a snapshot).</summary>
+    public int SpareCount => _free.Count;
+
+    /// <summary>Slots lent now (tests; as <see cref="SpareCount"/>).</summary>
+    public int LentCount => _lent;
+
+    /// <summary>Slots this pool has allocated in all (tests).</summary>
+    public int Created { get; private set; }
+
+    /// <summary>Once per loop iteration, with the loop's clock: at a window's end, frees the spares above what that window used.</summary>
+    public void Tick(long nowMilliseconds)
+    {
+        if (nowMilliseconds - _windowStart < WindowMilliseconds) return;
+        _windowStart = nowMilliseconds;
+        _limit = Math.Max(MinSpare, _peak);
+        _peak = _lent;
+        while (_free.Count > _limit) _free.Pop().Free();
     }
 
     /// <summary>Frees the spare slots (lent ones are their connections' until their sends complete).</summary>

@@ -1,0 +1,109 @@
+using Uring.Transport.Internal;
+
+namespace Uring.Transport.Tests;
+
+/// <summary>
+/// The loop's pool of send slots (the iovecs and pins of a send in flight): sends reuse slots under
+/// steady load, however many are in flight at once, and a burst's peak is freed afterwards, also on
+/// a loop that has nothing else to do.
+/// </summary>
+[Collection(ResourceCountsCollection.Name)]
+public sealed class SendSlotTests(ITestOutputHelper output)
+{
+    private const int Window = (int)SendSlotPool.WindowMilliseconds;
+
+    [Fact]
+    public void Sends_reuse_their_slots_at_a_steady_load_above_the_minimum_spare_count()
+    {
+        var pool = new SendSlotPool();
+        const int InFlight = 4 * SendSlotPool.MinSpare;
+        try
+        {
+            long now = 0;
+            for (int round = 0; round < 50; round++, now += Window / 10) // five windows
+            {
+                SendSlot[] lent = Enumerable.Range(0, InFlight).Select(_ => pool.Rent()).ToArray();
+                foreach (SendSlot slot in lent) pool.Return(slot);
+                pool.Tick(now);
+            }
+            Assert.Equal(InFlight, pool.Created);
+            Assert.Equal(InFlight, pool.SpareCount);
+        }
+        finally
+        {
+            pool.Free();
+        }
+    }
+
+    [Fact]
+    public void A_bursts_slots_are_freed_down_to_the_minimum_one_window_after_the_window_of_the_burst()
+    {
+        var pool = new SendSlotPool();
+        try
+        {
+            pool.Tick(0);
+            SendSlot[] burst = Enumerable.Range(0, 500).Select(_ => pool.Rent()).ToArray();
+            foreach (SendSlot slot in burst) pool.Return(slot);
+            Assert.Equal(500, pool.SpareCount);
+            Assert.True(pool.HoldsExcess);
+
+            pool.Tick(Window - 1);
+            Assert.Equal(500, pool.SpareCount); // the window is not over
+            pool.Tick(Window);
+            Assert.Equal(500, pool.SpareCount); // kept for the window after the burst
+            pool.Tick(2 * Window);
+            Assert.Equal(SendSlotPool.MinSpare, pool.SpareCount);
+            Assert.False(pool.HoldsExcess);
+        }
+        finally
+        {
+            pool.Free();
+        }
+    }
+
+    [Theory, Engines]
+    public async Task An_idle_loop_frees_the_spare_slots_of_a_burst_of_blocked_sends(RingEngine engine)
+    {
+        const int Peers = 2 * SendSlotPool.MinSpare, Total = 4 * 1024 * 1024, Chunk = 64 * 1024;
+        await using TestServer server = await TestServer.StartAsync(engine, app =>
+        {
+            TestData.MapPlaintext(app);
+            app.MapGet("/big", async context =>
+            {
+                context.Response.ContentLength = Total;
+                byte[] chunk = new byte[Chunk];
+                for (int i = 0; i < Total / Chunk; i++)
+                    await context.Response.Body.WriteAsync(chunk, context.RequestAborted);
+            });
+        }, output, new ServerSetup { Transport = o => o.RingCount = 1 });
+        SendSlotPool pool = server.Group.Loops[0].SendSlots;
+
+        // Peers that read nothing: each connection's send stays in the kernel, holding its slot.
+        var peers = new List<RawConnection>();
+        try
+        {
+            for (int i = 0; i < Peers; i++)
+            {
+                RawConnection peer = await server.ConnectRawAsync(s => s.ReceiveBufferSize = 16 * 1024);
+                peers.Add(peer);
+                await peer.SendAsync(RawConnection.Request("GET", "/big"));
+            }
+            Assert.True(await Eventually.HoldsAsync(() => pool.LentCount >= Peers, Limits.Step),
+                $"Only {pool.LentCount} of {Peers} sends were in flight at once.");
+        }
+        finally
+        {
+            foreach (RawConnection peer in peers) peer.Reset();
+            foreach (RawConnection peer in peers) peer.Dispose();
+        }
+
+        // The failed sends give their slots back; the pool keeps them for a while, then frees all but
+        // the minimum although no connection does anything more.
+        Assert.True(await Eventually.HoldsAsync(() => pool.LentCount == 0 && pool.SpareCount > SendSlotPool.MinSpare, Limits.Step),
+            $"After the peers reset: {pool.LentCount} slots still lent, {pool.SpareCount} spare.");
+        Assert.True(await Eventually.HoldsAsync(() => pool.SpareCount <= SendSlotPool.MinSpare, TimeSpan.FromSeconds(8 * Window / 1000.0)),
+            $"{pool.SpareCount} spare slots were still held {8 * Window} ms after the burst, on an idle loop.");
+        output.WriteLine($"slots allocated: {pool.Created}; spare now: {pool.SpareCount}");
+        await ServerResources.AssertServesAsync(server);
+    }
+}
