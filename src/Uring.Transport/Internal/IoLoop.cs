@@ -609,8 +609,8 @@ internal sealed class IoLoop : PipeScheduler
         {
             _ring!.UnregisterBufferRing(_buffers!);
             _buffers!.Dispose();
-            SendSlots.Free();
         }
+        SendSlots.Free(); // spares only: a slot lent to a send the kernel never finished is not among them
         _ring!.Dispose(); // the kernel cancels whatever is still in flight
 
         SetState(LoopState.Stopped);

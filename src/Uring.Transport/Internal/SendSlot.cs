@@ -136,10 +136,13 @@ internal sealed class SendSlotPool
 
     public SendSlot Rent()
     {
+        if (!_free.TryPop(out SendSlot? slot))
+        {
+            slot = new SendSlot();
+            Created++;
+        }
         if (++_lent > _peak) _peak = _lent;
-        if (_free.TryPop(out SendSlot? slot)) return slot;
-        Created++;
-        return new SendSlot();
+        return slot;
     }
 
     public void Return(SendSlot slot)
@@ -150,8 +153,12 @@ internal sealed class SendSlotPool
         else slot.Free();
     }
 
-    /// <summary>More spares than <see cref="MinSpare"/>: the loop should not sleep past the next window's end.</summary>
-    public bool HoldsExcess => _free.Count > MinSpare;
+    /// <summary>
+    /// More spares than <see cref="MinSpare"/> and than are lent: the loop should not sleep past the
+    /// next window's end. (Spares up to the lent count stay anyway: the window's peak covers them;
+    /// and a send that comes back wakes the loop.)
+    /// </summary>
+    public bool HoldsExcess => _free.Count > Math.Max(MinSpare, _lent);
 
     /// <summary>Spares now (tests; loop thread's state, read as a snapshot).</summary>
     public int SpareCount => _free.Count;
@@ -162,6 +169,9 @@ internal sealed class SendSlotPool
     /// <summary>Slots this pool has allocated in all (tests).</summary>
     public int Created { get; private set; }
 
+    /// <summary>Spares freed at a window's end (tests).</summary>
+    public int Trimmed { get; private set; }
+
     /// <summary>Once per loop iteration, with the loop's clock: at a window's end, frees the spares above what that window used.</summary>
     public void Tick(long nowMilliseconds)
     {
@@ -169,7 +179,11 @@ internal sealed class SendSlotPool
         _windowStart = nowMilliseconds;
         _limit = Math.Max(MinSpare, _peak);
         _peak = _lent;
-        while (_free.Count > _limit) _free.Pop().Free();
+        while (_free.Count > _limit)
+        {
+            _free.Pop().Free();
+            Trimmed++;
+        }
     }
 
     /// <summary>Frees the spare slots (lent ones are their connections' until their sends complete).</summary>
