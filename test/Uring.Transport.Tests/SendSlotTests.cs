@@ -22,8 +22,7 @@ public sealed class SendSlotTests(ITestOutputHelper output)
             long now = 0;
             for (int round = 0; round < 50; round++, now += Window / 10) // five windows
             {
-                SendSlot[] lent = Enumerable.Range(0, InFlight).Select(_ => pool.Rent()).ToArray();
-                foreach (SendSlot slot in lent) pool.Return(slot);
+                RentAllThenReturnAll(pool, InFlight);
                 pool.Tick(now);
             }
             Assert.Equal(InFlight, pool.Created);
@@ -42,8 +41,7 @@ public sealed class SendSlotTests(ITestOutputHelper output)
         try
         {
             pool.Tick(0);
-            SendSlot[] burst = Enumerable.Range(0, 500).Select(_ => pool.Rent()).ToArray();
-            foreach (SendSlot slot in burst) pool.Return(slot);
+            RentAllThenReturnAll(pool, 500);
             Assert.Equal(500, pool.SpareCount);
             Assert.True(pool.HoldsExcess);
 
@@ -102,11 +100,18 @@ public sealed class SendSlotTests(ITestOutputHelper output)
         // return), then frees all but the minimum although no connection does anything more.
         Assert.True(await Eventually.HoldsAsync(() => pool.LentCount == 0, Limits.Step),
             $"After the peers reset: {pool.LentCount} slots still lent.");
-        Assert.True(await Eventually.HoldsAsync(() => pool.SpareCount <= SendSlotPool.MinSpare, TimeSpan.FromSeconds(8 * Window / 1000.0)),
+        Assert.True(await Eventually.HoldsAsync(() => pool.SpareCount <= SendSlotPool.MinSpare, TimeSpan.FromMilliseconds(8 * Window)),
             $"{pool.SpareCount} spare slots were still held {8 * Window} ms after the burst, on an idle loop.");
         output.WriteLine($"slots allocated: {pool.Created}; trimmed: {pool.Trimmed}; spare now: {pool.SpareCount}");
         Assert.True(pool.Trimmed >= Peers - SendSlotPool.MinSpare,
             $"Only {pool.Trimmed} slots were freed by a window's trim: the returns freed the rest at once.");
         await ServerResources.AssertServesAsync(server);
+    }
+
+    /// <summary>Sends in flight at once: <paramref name="count"/> slots lent together, then all back.</summary>
+    private static void RentAllThenReturnAll(SendSlotPool pool, int count)
+    {
+        SendSlot[] lent = Enumerable.Range(0, count).Select(_ => pool.Rent()).ToArray();
+        foreach (SendSlot slot in lent) pool.Return(slot);
     }
 }

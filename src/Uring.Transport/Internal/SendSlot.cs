@@ -121,7 +121,7 @@ internal sealed unsafe class SendSlot
 /// least <see cref="MinSpare"/>: under steady load with many sends in flight (hundreds of
 /// connections answered in one iteration) each send reuses a slot instead of allocating one, and a
 /// burst's peak is freed within two windows after it, so it does not stay behind as idle memory.
-/// The loop wakes for that trim while it holds more than <see cref="MinSpare"/> spares
+/// The loop wakes for that trim while it holds more spares than that window can still justify
 /// (<see cref="HoldsExcess"/>).
 /// </summary>
 internal sealed class SendSlotPool
