@@ -68,6 +68,7 @@ for _ in $(seq 100); do
     kill -0 "$pid" 2>/dev/null || die "the server exited at start-up (see $out/server.log)"
     sleep 0.1
 done
+curl -s -m 1 -o /dev/null "$url" || die "the server did not answer $url within 10 s (see $out/server.log)"
 
 load() { timeout $(( $1 + 10 )) "${wrk_pin[@]}" wrk -t"$threads" "${wrk_args[@]}" -d"$1"s "$url" "${wrk_tail[@]}"; }
 ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
