@@ -7,6 +7,7 @@ namespace Uring.Transport.Tests;
 /// What only a process of its own can suffer (test/Uring.Transport.ChildServer): running out of
 /// file descriptors, and SIGTERM while it is busy.
 /// </summary>
+[Collection(ChildProcessCollection.Name)]
 public sealed partial class ChildProcessTests(ITestOutputHelper output)
 {
     [Theory, Engines]

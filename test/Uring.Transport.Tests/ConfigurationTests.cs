@@ -9,6 +9,7 @@ namespace Uring.Transport.Tests;
 /// (appsettings.json, environment variables); values set in code win; a bad value fails at
 /// start-up naming its key.
 /// </summary>
+[Collection(ChildProcessCollection.Name)] // the environment variable test starts a child process
 public sealed class ConfigurationTests(ITestOutputHelper output) : IDisposable
 {
     private readonly string _contentRoot = Directory.CreateTempSubdirectory("uring-config-").FullName;

@@ -4,9 +4,35 @@ using System.Runtime.InteropServices;
 namespace Uring.Transport.Tests.Infrastructure;
 
 /// <summary>
+/// The tests that start child processes: they run alone, after the parallel tests. From fork until
+/// its exec has closed them, a child holds copies of all this process's fds, so a listener another
+/// test's server closes meanwhile is closed for real only when the child's exec completes, up to a
+/// quarter of a second later on a busy machine (measured), and <see cref="TcpTable.AssertClosedAsync"/>
+/// finds it still listening.
+/// </summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class ChildProcessCollection : ICollectionFixture<ChildProcessCollection.Running>
+{
+    public const string Name = "Child processes (run alone)";
+
+    /// <summary>Exists while the collection's tests run, the only time a child may be started.</summary>
+    public sealed class Running : IDisposable
+    {
+        private static int s_count;
+
+        public Running() => Interlocked.Increment(ref s_count);
+
+        public static bool Now => Volatile.Read(ref s_count) > 0;
+
+        public void Dispose() => Interlocked.Decrement(ref s_count);
+    }
+}
+
+/// <summary>
 /// test/Uring.Transport.ChildServer running in a process of its own (see its Program.cs for the
 /// line protocol): for what the test host must not suffer, such as a low fd limit or SIGTERM.
-/// Disposing kills it if it is still running.
+/// Only tests in <see cref="ChildProcessCollection"/> may start one. Disposing kills it if it is
+/// still running.
 /// </summary>
 internal sealed partial class ChildServerProcess : IDisposable
 {
@@ -54,6 +80,8 @@ internal sealed partial class ChildServerProcess : IDisposable
     public static ChildServerProcess Launch(RingEngine engine, ITestOutputHelper? output, int? fdHeadroom = null,
         IReadOnlyDictionary<string, string>? environment = null)
     {
+        if (!ChildProcessCollection.Running.Now)
+            throw new InvalidOperationException($"Start child processes only from tests in [Collection(ChildProcessCollection.Name)]: see {nameof(ChildProcessCollection)} for why.");
         string[] args = [ChildDll(), "--engine", engine.ToString(), .. fdHeadroom is int n ? new[] { "--fd-headroom", n.ToString() } : []];
         var start = new ProcessStartInfo(DotnetHost(), args)
         {

@@ -34,7 +34,8 @@ internal static class TcpTable
     /// <summary>
     /// Asserts that none of <paramref name="listening"/> (inodes from <see cref="ListeningOn"/>) still
     /// listens and that a connect to <paramref name="endPoint"/> is refused, or else reaches something
-    /// that is not one of them.
+    /// that is not one of them. There is no grace period: the stop that returned must have closed them.
+    /// (A child process between fork and exec would hold them open: see <see cref="ChildProcessCollection"/>.)
     /// </summary>
     public static async Task AssertClosedAsync(IPEndPoint endPoint, HashSet<string> listening, ITestOutputHelper? output)
     {
