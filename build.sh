@@ -60,8 +60,9 @@ Verbs:
   soak [args]    run the soak test (perf/Uring.Soak): mixed verified load against the
                  sample server on each engine, --minutes N each (default 10); extra args
                  go to it (--help lists them). Exits non-zero if the soak failed.
-  pack           dotnet pack -c Release src/Uring.Native and src/Uring.Transport
-                 into artifacts/packages/
+  pack           dotnet pack -c Release src/Uring.Transport into artifacts/packages/:
+                 one package (the ring layer, Uring.Native.dll, travels inside it) and its
+                 symbols (.snupkg)
   help           this text
 
 Environment:
@@ -370,7 +371,7 @@ do_pack() { # [output dir, default artifacts/packages]
     local out="${1:-$PACKAGES}" p
     rm -rf "$out"
     mkdir -p "$out"
-    for p in src/Uring.Native/Uring.Native.csproj src/Uring.Transport/Uring.Transport.csproj; do
+    for p in src/Uring.Transport/Uring.Transport.csproj; do
         echo "==> dotnet pack $p -c Release -o ${out#"$ROOT/"}"
         dotnet pack "$p" -c Release -o "$out"
     done

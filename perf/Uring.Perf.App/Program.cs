@@ -15,7 +15,6 @@
 //
 // Usage: Uring.Perf.App [--transport sockets|uring|uring-epoll] [--inline] [--urls URLS] [--rings N] [--diagnostics] [--gc-endpoint] [--without F,G]
 
-using Uring.Native;
 using Uring.Transport;
 
 namespace Uring.Perf.App;
@@ -26,15 +25,15 @@ public static class Program
         "usage: Uring.Perf.App [--transport sockets|uring|uring-epoll] [--inline] [--urls URLS] [--rings N] [--diagnostics] [--gc-endpoint] [--without F,G]\n" +
         TransportSwitch.Help + "\n" +
         "  --urls       semicolon-separated listen URLs. Default: http://127.0.0.1:5000\n" +
-        "  --without F,G  withhold kernel features F, G (names of Uring.Native.RingFeatures) from the rings,\n" +
-        "               as on a kernel without them: for A/B benchmarks of one feature.\n" +
+        "  --without F,G  the transport's DisabledKernelFeatures option: kernel features F, G (names as\n" +
+        "               the engine log line lists them) unused, as on a kernel without them (A/B of one feature).\n" +
         "  --diagnostics  serve GET /diag (the Uring.Transport meter's values, RSS, open fds) and log\n" +
         "               warnings and errors from every category (the soak test reads both).\n" +
         "  --gc-endpoint  serve POST /gc, a benchmark aid: a full blocking, compacting GC in aggressive mode\n" +
         "               (which decommits what it can), finalizers run, a second such GC; answers 200 with\n" +
         "               the managed heap size after it, in bytes, as text (the runner's idle scenario uses it).";
 
-    private sealed record Settings(UringEngine? Engine, bool Inline, string Urls, int? Rings, bool Diagnostics, bool GcEndpoint, RingFeatures Without);
+    private sealed record Settings(UringEngine? Engine, bool Inline, string Urls, int? Rings, bool Diagnostics, bool GcEndpoint, string? Without);
 
     private static TransportDiagnostics? s_diagnostics;
 
@@ -46,7 +45,6 @@ public static class Program
         if (!CommandLine.TryParse(args, Usage, ParseArgs, out Settings? settings, out int exitCode))
             return exitCode;
 
-        KernelProbe.Limit &= ~settings.Without;
         s_gcEndpoint = settings.GcEndpoint;
 
         // Command-line args are parsed here, not handed to the host's configuration.
@@ -68,6 +66,7 @@ public static class Program
         });
 
         TransportSwitch.Apply(builder.WebHost, settings.Engine, settings.Inline, settings.Rings);
+        if (settings.Without is not null) builder.Services.Configure<UringTransportOptions>(o => o.DisabledKernelFeatures = settings.Without);
 
         var app = builder.Build();
         app.Run(Handle);
@@ -82,7 +81,7 @@ public static class Program
         var server = new ServerArgs("http://127.0.0.1:5000");
         bool diagnostics = false;
         bool gcEndpoint = false;
-        RingFeatures without = RingFeatures.None;
+        string? without = null;
 
         var line = new CommandLine(args);
         while (line.MoveNext())
@@ -93,11 +92,7 @@ public static class Program
                     return null;
                 case "--diagnostics": diagnostics = line.Flag(); break;
                 case "--gc-endpoint": gcEndpoint = line.Flag(); break;
-                case "--without":
-                    foreach (string name in line.Value().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
-                        without |= Enum.TryParse(name, ignoreCase: true, out RingFeatures f) ? f
-                            : throw new ArgumentException($"--without: '{name}' is not a feature ({string.Join(", ", Enum.GetNames<RingFeatures>())})");
-                    break;
+                case "--without": without = line.Value(); break;
                 default:
                     if (!server.TryTake(line)) throw line.Unknown();
                     break;

@@ -10,7 +10,6 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
-using Uring.Native;
 using Uring.Transport;
 
 namespace Uring.Perf.Client;
@@ -26,7 +25,7 @@ public static class Program
         "  --warmup S     seconds of load before measuring (JIT, connections). Default 2.\n" +
         "  --concurrency  callers, each with one request in flight. Default 64.";
 
-    private sealed record Settings(string Handler, RingEngine Engine, Uri Url, int DurationSeconds, int WarmupSeconds, int Concurrency);
+    private sealed record Settings(string Handler, UringEngine Engine, Uri Url, int DurationSeconds, int WarmupSeconds, int Concurrency);
 
     public static async Task<int> Main(string[] args)
     {
@@ -37,7 +36,7 @@ public static class Program
         var handler = new SocketsHttpHandler { UseProxy = false };
         if (settings.Handler == "uring")
         {
-            handler.UseUringTransport(o => o.Engine = (UringEngine)settings.Engine);
+            handler.UseUringTransport(o => o.Engine = settings.Engine);
         }
         using var client = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(30) };
 
@@ -162,7 +161,7 @@ public static class Program
     private static Settings? Parse(string[] args)
     {
         string? handler = null, url = null;
-        RingEngine engine = RingEngine.Auto;
+        UringEngine engine = UringEngine.Auto;
         int duration = 10, warmup = 2, concurrency = 64;
         var line = new CommandLine(args);
         while (line.MoveNext())
@@ -171,7 +170,7 @@ public static class Program
             {
                 case "-h" or "--help": return null;
                 case "--handler": handler = line.Value(); break;
-                case "--engine": engine = RingFactory.ParseEngine(line.Value()); break;
+                case "--engine": engine = Enum.Parse<UringEngine>(line.Value().Replace("_", ""), ignoreCase: true); break;
                 case "--url": url = line.Value(); break;
                 case "--duration": duration = line.Int(1); break;
                 case "--warmup": warmup = line.Int(0); break;

@@ -4,7 +4,7 @@ namespace Uring.Native;
 
 /// <summary>One completion, laid out like the kernel's <c>struct io_uring_cqe</c>.</summary>
 [StructLayout(LayoutKind.Sequential)]
-public readonly struct Completion
+internal readonly struct Completion
 {
     /// <summary>The user_data given when the operation was prepared.</summary>
     public readonly ulong UserData;
@@ -37,7 +37,7 @@ public readonly struct Completion
 }
 
 /// <summary>The kernel's IORING_CQE_F_* flags.</summary>
-public static class CompletionFlags
+internal static class CompletionFlags
 {
     /// <summary>IORING_CQE_F_BUFFER: a provided buffer was used; its id is in the upper 16 bits.</summary>
     public const uint Buffer = 1u << 0;

@@ -4,10 +4,11 @@ namespace Uring.Native;
 /// Optional kernel features a ring can use, each with the Linux release that brought it. The
 /// io_uring engine probes them once per process (<see cref="KernelProbe"/>); code above the ring
 /// asks <see cref="IRing.Features"/> and uses a feature only when it is there, with a fallback
-/// otherwise. The epoll engine reports the subset it emulates.
+/// otherwise. The epoll engine reports the subset it emulates. The names are those the engine's
+/// log line lists (and an operator's <c>DisabledKernelFeatures</c> option takes).
 /// </summary>
 [Flags]
-public enum RingFeatures : uint
+internal enum RingFeatures : uint
 {
     /// <summary>None of the optional features.</summary>
     None = 0,
@@ -42,7 +43,7 @@ public enum RingFeatures : uint
     /// <summary>IORING_OP_SEND_ZC (6.0): zero-copy sends, memory returned at a notification.</summary>
     SendZc = 1u << 9,
 
-    /// <summary>IORING_SEND_ZC_REPORT_USAGE (6.2): the notification says when the kernel copied anyway.</summary>
+    /// <summary>IORING_OP_SENDMSG_ZC (6.1) with IORING_SEND_ZC_REPORT_USAGE (6.2): the notification says when the kernel copied anyway.</summary>
     SendZcReportUsage = 1u << 10,
 
     /// <summary>IORING_REGISTER_BUFFERS2 with a sparse table and IORING_REGISTER_BUFFERS_UPDATE (5.13): fixed buffers added over time.</summary>
@@ -63,14 +64,17 @@ public enum RingFeatures : uint
     /// <summary>IORING_REGISTER_PBUF_STATUS (6.8): the kernel's head of a provided-buffer ring, so its free buffers are known exactly.</summary>
     BufferRingStatus = 1u << 16,
 
+    /// <summary>IORING_REGISTER_SYNC_CANCEL (6.0): cancel an operation and wait for it without io_uring_enter (a ring whose enter fails).</summary>
+    SyncCancel = 1u << 17,
+
     /// <summary>Every feature known to this library.</summary>
-    All = (1u << 17) - 1,
+    All = (1u << 18) - 1,
 
     /// <summary>What Linux 5.19 offers: the oldest kernel the io_uring engine runs on (provided-buffer rings).</summary>
     Linux5_19 = SubmitAll | CoopTaskrun | MultishotAccept | CancelAny | RegisteredRingFd | RegisteredBuffers | DirectDescriptors,
 
-    /// <summary>What Linux 6.0 offers: multishot receive, single issuer, zero-copy send.</summary>
-    Linux6_0 = Linux5_19 | SingleIssuer | MultishotRecv | SendZc,
+    /// <summary>What Linux 6.0 offers: multishot receive, single issuer, zero-copy send, synchronous cancel.</summary>
+    Linux6_0 = Linux5_19 | SingleIssuer | MultishotRecv | SendZc | SyncCancel,
 
     /// <summary>What Linux 6.1 offers: deferred task work.</summary>
     Linux6_1 = Linux6_0 | DeferTaskrun,

@@ -20,6 +20,6 @@ public static class HttpClientBuilderUringExtensions
     {
         ArgumentNullException.ThrowIfNull(builder);
         return builder.UseSocketsHttpHandler((handler, services) =>
-            handler.UseUringTransport(configure, services.GetRequiredService<ILoggerFactory>()));
+            handler.UseUringTransport(configure, services.GetRequiredService<ILoggerFactory>(), Uring.Transport.Internal.TransportEnvironment.Default));
     }
 }

@@ -22,9 +22,10 @@ public static class SocketsHttpHandlerUringExtensions
     /// <param name="configure">Transport options (engine, loops, buffer limits, <see cref="UringTransportOptions.NoDelay"/>). Default: the defaults of <see cref="UringTransportOptions"/>.</param>
     /// <returns><paramref name="handler"/>.</returns>
     public static SocketsHttpHandler UseUringTransport(this SocketsHttpHandler handler, Action<UringTransportOptions>? configure = null) =>
-        handler.UseUringTransport(configure, NullLoggerFactory.Instance);
+        handler.UseUringTransport(configure, NullLoggerFactory.Instance, TransportEnvironment.Default);
 
-    internal static SocketsHttpHandler UseUringTransport(this SocketsHttpHandler handler, Action<UringTransportOptions>? configure, ILoggerFactory loggerFactory)
+    internal static SocketsHttpHandler UseUringTransport(this SocketsHttpHandler handler, Action<UringTransportOptions>? configure, ILoggerFactory loggerFactory,
+        TransportEnvironment environment)
     {
         ArgumentNullException.ThrowIfNull(handler);
         var options = new UringTransportOptions();
@@ -36,7 +37,7 @@ public static class SocketsHttpHandlerUringExtensions
         // hook to hold one for it.
         handler.ConnectCallback = async (context, cancellationToken) =>
         {
-            IoLoopGroupRegistry.ClientLease lease = await IoLoopGroupRegistry.Shared.AcquireClientAsync(options, logger, cancellationToken).ConfigureAwait(false);
+            IoLoopGroupRegistry.ClientLease lease = await environment.Registry.AcquireClientAsync(options, logger, environment, cancellationToken).ConfigureAwait(false);
             try
             {
                 UringConnection connection = await Connector.ConnectAsync(lease.Group, context.DnsEndPoint, options, cancellationToken).ConfigureAwait(false);

@@ -26,6 +26,7 @@ public sealed class UringConnectionFactory : IConnectionFactory, IAsyncDisposabl
 
     private readonly UringTransportOptions _options;
     private readonly ILogger _logger;
+    private readonly TransportEnvironment _environment;
     private readonly CancellationTokenSource _disposing = new();
     private readonly object _gate = new();
     private readonly Dictionary<UringConnection, TaskCompletionSource> _connections = new();
@@ -36,13 +37,13 @@ public sealed class UringConnectionFactory : IConnectionFactory, IAsyncDisposabl
 
     /// <summary>Creates the factory (for dependency injection). Invalid options throw <see cref="OptionsValidationException"/> naming the option.</summary>
     public UringConnectionFactory(IOptions<UringTransportOptions> options, ILoggerFactory loggerFactory)
+        : this(options, loggerFactory, TransportEnvironment.Default)
     {
-        ArgumentNullException.ThrowIfNull(options);
-        ArgumentNullException.ThrowIfNull(loggerFactory);
-        _options = options.Value;
-        UringTransportOptionsValidator.ThrowIfInvalid(_options);
-        _logger = loggerFactory.CreateLogger(UringLog.Category);
     }
+
+    /// <summary>The factory in a test's <paramref name="environment"/>.</summary>
+    internal UringConnectionFactory(IOptions<UringTransportOptions> options, ILoggerFactory loggerFactory, TransportEnvironment environment)
+        => (_options, _logger, _environment) = FactorySetup.Of(options, loggerFactory, environment);
 
     /// <summary>Creates the factory with default options and no logging.</summary>
     public UringConnectionFactory()
@@ -107,7 +108,7 @@ public sealed class UringConnectionFactory : IConnectionFactory, IAsyncDisposabl
         {
             // A failed start is not kept: the next connect tries again.
             if (_lease is null || _lease.IsFaulted || _lease.IsCanceled)
-                _lease = IoLoopGroupRegistry.Shared.AcquireClientAsync(_options, _logger, CancellationToken.None).AsTask();
+                _lease = _environment.Registry.AcquireClientAsync(_options, _logger, _environment, CancellationToken.None).AsTask();
             return _lease;
         }
     }

@@ -15,19 +15,20 @@ public sealed class UringTransportFactory : IConnectionListenerFactory, IConnect
 {
     private readonly UringTransportOptions _options;
     private readonly ILogger _logger;
+    private readonly TransportEnvironment _environment;
     private readonly SemaphoreSlim _gate = new(1, 1);
     private IoLoopGroup? _group;
     private int _listeners;
 
     /// <summary>Creates the factory. Invalid options throw <see cref="OptionsValidationException"/> naming the option.</summary>
     public UringTransportFactory(IOptions<UringTransportOptions> options, ILoggerFactory loggerFactory)
+        : this(options, loggerFactory, TransportEnvironment.Default)
     {
-        ArgumentNullException.ThrowIfNull(options);
-        ArgumentNullException.ThrowIfNull(loggerFactory);
-        _options = options.Value;
-        UringTransportOptionsValidator.ThrowIfInvalid(_options);
-        _logger = loggerFactory.CreateLogger(UringLog.Category);
     }
+
+    /// <summary>The factory in a test's <paramref name="environment"/>.</summary>
+    internal UringTransportFactory(IOptions<UringTransportOptions> options, ILoggerFactory loggerFactory, TransportEnvironment environment)
+        => (_options, _logger, _environment) = FactorySetup.Of(options, loggerFactory, environment);
 
     /// <inheritdoc />
     public bool CanBind(EndPoint endpoint) => endpoint switch
@@ -65,7 +66,7 @@ public sealed class UringTransportFactory : IConnectionListenerFactory, IConnect
         try
         {
             // Published while it has listeners: client connections in this process use these loops too.
-            _group ??= await IoLoopGroupRegistry.Shared.StartServerGroupAsync(_options, _logger).ConfigureAwait(false);
+            _group ??= await _environment.Registry.StartServerGroupAsync(_options, _logger, _environment).ConfigureAwait(false);
             _listeners++;
             return _group;
         }
@@ -85,7 +86,7 @@ public sealed class UringTransportFactory : IConnectionListenerFactory, IConnect
                 IoLoopGroup group = _group;
                 _group = null;
                 // Stops now, or once the last client connection on these loops is done with them.
-                await IoLoopGroupRegistry.Shared.ReleaseServerGroupAsync(group).ConfigureAwait(false);
+                await _environment.Registry.ReleaseServerGroupAsync(group).ConfigureAwait(false);
             }
         }
         finally

@@ -1,5 +1,3 @@
-using Uring.Native;
-
 namespace Uring.Transport;
 
 /// <summary>Options for the io_uring transport. Validated when the transport starts.</summary>
@@ -87,24 +85,11 @@ public sealed class UringTransportOptions
     /// </summary>
     public int ZeroCopySendThreshold { get; set; }
 
-    /// <summary>Test hook: keep sending zero-copy after the kernel reported copying (to exercise the path on loopback).</summary>
-    internal bool KeepZeroCopy { get; set; }
-
-    /// <summary>Test hook: observes the transport's loops and memory pool once they run.</summary>
-    internal Action<Internal.IoLoopGroup>? GroupStarted { get; set; }
-
-    /// <summary>Test hook: resolves host names for client connects instead of <see cref="System.Net.Dns"/>.</summary>
-    internal Func<string, System.Net.Sockets.AddressFamily, CancellationToken, Task<System.Net.IPAddress[]>>? ResolveHost { get; set; }
-
-    /// <summary>Test hook: runs for each accepted fd before it becomes a connection; may throw.</summary>
-    internal Action<int>? Accepted { get; set; }
-
-    /// <summary>Test hook: forwarded to <see cref="RingOptions"/> to simulate a refused io_uring_setup.</summary>
-    internal Func<int>? InjectSetupErrno { get; set; }
-
-    /// <summary>Test hook: the kernel features the loops may use at most, as on an older kernel.</summary>
-    internal RingFeatures FeatureLimit { get; set; } = RingFeatures.All;
-
-    /// <summary>Test hook: wraps each loop's ring (loop index given), e.g. in a fault-injecting decorator.</summary>
-    internal Func<IRing, int, IRing>? DecorateRing { get; set; }
+    /// <summary>
+    /// Kernel features the io_uring engine must not use, as if the kernel lacked them: comma-separated
+    /// names as the engine's log line lists them (for example <c>MultishotRecv,SendZc</c>), each
+    /// replaced by its fallback. For working around a kernel bug, or measuring what a feature buys.
+    /// An unknown name fails at start-up. Default: null (every feature the kernel offers).
+    /// </summary>
+    public string? DisabledKernelFeatures { get; set; }
 }

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using Uring.Transport.Internal;
 
 namespace Uring.Transport;
 
@@ -38,6 +39,14 @@ internal sealed class UringTransportOptionsValidator : IValidateOptions<UringTra
             $"UringTransportOptions.MaxReadBufferSize (Uring:MaxReadBufferSize in configuration) must be null or non-negative (was {o.MaxReadBufferSize}).");
         Check(o.MaxWriteBufferSize is null || o.MaxWriteBufferSize >= 0,
             $"UringTransportOptions.MaxWriteBufferSize (Uring:MaxWriteBufferSize in configuration) must be null or non-negative (was {o.MaxWriteBufferSize}).");
+        try
+        {
+            EngineSelector.ParseFeatures(o.DisabledKernelFeatures);
+        }
+        catch (ArgumentException e)
+        {
+            failures.Add($"UringTransportOptions.DisabledKernelFeatures (Uring:DisabledKernelFeatures in configuration): {e.Message}");
+        }
 
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }

@@ -3,7 +3,9 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Logging;
 using Uring.Transport;
+using Uring.Transport.Internal;
 
 namespace Microsoft.AspNetCore.Hosting;
 
@@ -39,6 +41,17 @@ public static class WebHostBuilderUringExtensions
         ArgumentNullException.ThrowIfNull(configureOptions);
         return hostBuilder.UseUringTransport().ConfigureServices(services => services.Configure(configureOptions));
     }
+
+    /// <summary>As <see cref="UseUringTransport(IWebHostBuilder)"/>, in a test's <paramref name="environment"/>.</summary>
+    internal static IWebHostBuilder UseUringTransport(this IWebHostBuilder hostBuilder, TransportEnvironment environment) =>
+        hostBuilder.UseUringTransport().ConfigureServices(services =>
+        {
+            for (int i = services.Count - 1; i >= 0; i--)
+                if (services[i].ServiceType == typeof(IConnectionListenerFactory) && services[i].ImplementationType == typeof(UringTransportFactory))
+                    services.RemoveAt(i);
+            services.AddSingleton<IConnectionListenerFactory>(provider => new UringTransportFactory(
+                provider.GetRequiredService<IOptions<UringTransportOptions>>(), provider.GetRequiredService<ILoggerFactory>(), environment));
+        });
 
     /// <summary>Binds the "Uring" section; a value that does not convert, or a key no option has, fails naming the key.</summary>
     private sealed class BindFromConfiguration(IConfiguration section) : IConfigureOptions<UringTransportOptions>

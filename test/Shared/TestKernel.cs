@@ -1,13 +1,12 @@
-using System.Runtime.CompilerServices;
 using Uring.Native;
 
 namespace Uring.Tests;
 
 /// <summary>
 /// Runs a test process as if on an older kernel: <c>URING_TEST_KERNEL=5.19</c> (or <c>6.0</c>,
-/// <c>6.1</c>) withholds from every ring the features that kernel lacks (a test-only mask, see
-/// <see cref="KernelProbe"/>), so the suites exercise the fallbacks. Applied when the assembly
-/// loads; child processes inherit the variable. Unset: every feature of this kernel.
+/// <c>6.1</c>) names the features that kernel has, and the tests give every ring only those (the
+/// transport's test environment's mask, or the mask a test ring is created with), so the suites
+/// exercise the fallbacks. Child processes inherit the variable. Unset: every feature of this kernel.
 /// </summary>
 internal static class TestKernel
 {
@@ -16,8 +15,11 @@ internal static class TestKernel
     /// <summary>The features the variable allows: all when unset.</summary>
     public static RingFeatures Limit { get; } = Parse(Environment.GetEnvironmentVariable(Variable));
 
-    [ModuleInitializer]
-    internal static void Apply() => KernelProbe.Limit = Limit;
+    /// <summary>The features <see cref="Limit"/> withholds, as the transport's DisabledKernelFeatures option names them; null for none.</summary>
+    public static string? DisabledFeatures => Limit == RingFeatures.All ? null : KernelProbe.Names(RingFeatures.All & ~Limit);
+
+    /// <summary>What a ring created with <see cref="Limit"/> uses of this kernel's features.</summary>
+    public static RingFeatures Available => KernelProbe.Current.Features & Limit;
 
     private static RingFeatures Parse(string? value) => value?.Trim() switch
     {

@@ -16,12 +16,12 @@ public sealed class GrpcTests(ITestOutputHelper output)
 {
     private const int OneMiB = 1024 * 1024;
 
-    public static TheoryData<RingEngine?, bool> EnginesAndTls { get; } = new()
+    public static TheoryData<UringEngine?, bool> EnginesAndTls { get; } = new()
     {
-        { RingEngine.IoUring, false },
-        { RingEngine.IoUring, true },
-        { RingEngine.Epoll, false },
-        { RingEngine.Epoll, true },
+        { UringEngine.IoUring, false },
+        { UringEngine.IoUring, true },
+        { UringEngine.Epoll, false },
+        { UringEngine.Epoll, true },
         { null, false }, // null: Kestrel's Sockets transport and the default SocketsHttpHandler
         { null, true },
     };
@@ -40,14 +40,14 @@ public sealed class GrpcTests(ITestOutputHelper output)
         }
     }
 
-    private async Task<Setup> StartAsync(RingEngine? engine, bool tls)
+    private async Task<Setup> StartAsync(UringEngine? engine, bool tls)
     {
         var server = await AppHost.StartAsync(hook => GrpcServer.Build(
             new GrpcSettings((UringEngine?)engine, "http://127.0.0.1:0;https://127.0.0.1:0", Rings: 2), hook), output);
         var handler = new SocketsHttpHandler { UseProxy = false };
         handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, _) =>
             certificate is not null && certificate.GetCertHashString() == GrpcServer.Certificate.GetCertHashString();
-        if (engine is RingEngine e)
+        if (engine is UringEngine e)
             handler.UseUringTransport(o => o.Engine = (UringEngine)e);
         var channel = GrpcChannel.ForAddress(server.Address(tls ? "https" : "http"), new GrpcChannelOptions
         {
@@ -82,7 +82,7 @@ public sealed class GrpcTests(ITestOutputHelper output)
     }
 
     [Theory, MemberData(nameof(EnginesAndTls))]
-    public async Task Unary_calls_each_get_their_own_answer(RingEngine? engine, bool tls)
+    public async Task Unary_calls_each_get_their_own_answer(UringEngine? engine, bool tls)
     {
         await using var setup = await StartAsync(engine, tls);
 
@@ -101,7 +101,7 @@ public sealed class GrpcTests(ITestOutputHelper output)
     }
 
     [Theory, MemberData(nameof(EnginesAndTls))]
-    public async Task Server_streaming_delivers_10000_messages_each_intact_and_in_order(RingEngine? engine, bool tls)
+    public async Task Server_streaming_delivers_10000_messages_each_intact_and_in_order(UringEngine? engine, bool tls)
     {
         const int Count = 10_000, Size = 100;
         await using var setup = await StartAsync(engine, tls);
@@ -121,7 +121,7 @@ public sealed class GrpcTests(ITestOutputHelper output)
     }
 
     [Theory, MemberData(nameof(EnginesAndTls))]
-    public async Task Client_streaming_arrives_whole_at_the_server(RingEngine? engine, bool tls)
+    public async Task Client_streaming_arrives_whole_at_the_server(UringEngine? engine, bool tls)
     {
         const int Count = 500;
         await using var setup = await StartAsync(engine, tls);
@@ -145,7 +145,7 @@ public sealed class GrpcTests(ITestOutputHelper output)
     }
 
     [Theory, MemberData(nameof(EnginesAndTls))]
-    public async Task Bidirectional_streaming_of_1_MiB_messages_echoes_each(RingEngine? engine, bool tls)
+    public async Task Bidirectional_streaming_of_1_MiB_messages_echoes_each(UringEngine? engine, bool tls)
     {
         const int Count = 16;
         await using var setup = await StartAsync(engine, tls);
@@ -173,7 +173,7 @@ public sealed class GrpcTests(ITestOutputHelper output)
     }
 
     [Theory, MemberData(nameof(EnginesAndTls))]
-    public async Task Deadline_expiring_mid_stream_ends_the_call_with_DeadlineExceeded(RingEngine? engine, bool tls)
+    public async Task Deadline_expiring_mid_stream_ends_the_call_with_DeadlineExceeded(UringEngine? engine, bool tls)
     {
         await using var setup = await StartAsync(engine, tls);
 
@@ -189,7 +189,7 @@ public sealed class GrpcTests(ITestOutputHelper output)
     }
 
     [Theory, MemberData(nameof(EnginesAndTls))]
-    public async Task Client_cancelling_mid_stream_cancels_the_servers_call(RingEngine? engine, bool tls)
+    public async Task Client_cancelling_mid_stream_cancels_the_servers_call(UringEngine? engine, bool tls)
     {
         await using var setup = await StartAsync(engine, tls);
         using var cancel = new CancellationTokenSource();
@@ -208,7 +208,7 @@ public sealed class GrpcTests(ITestOutputHelper output)
     }
 
     [Theory, MemberData(nameof(EnginesAndTls))]
-    public async Task Server_cancelling_mid_stream_gives_the_client_Cancelled_after_the_messages_sent(RingEngine? engine, bool tls)
+    public async Task Server_cancelling_mid_stream_gives_the_client_Cancelled_after_the_messages_sent(UringEngine? engine, bool tls)
     {
         await using var setup = await StartAsync(engine, tls);
 
@@ -222,7 +222,7 @@ public sealed class GrpcTests(ITestOutputHelper output)
     }
 
     [Theory, MemberData(nameof(EnginesAndTls))]
-    public async Task Server_aborting_the_stream_mid_call_fails_the_client_as_on_Sockets(RingEngine? engine, bool tls)
+    public async Task Server_aborting_the_stream_mid_call_fails_the_client_as_on_Sockets(UringEngine? engine, bool tls)
     {
         await using var setup = await StartAsync(engine, tls);
 

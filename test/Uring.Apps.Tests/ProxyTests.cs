@@ -58,7 +58,7 @@ public sealed class ProxyTests(ITestOutputHelper output)
             more?.Invoke(app);
         }, output);
 
-    private Task<AppHost> StartProxyAsync(RingEngine? engine, Uri backend) =>
+    private Task<AppHost> StartProxyAsync(UringEngine? engine, Uri backend) =>
         AppHost.StartAsync(hook => ProxyServer.Build(
             new ProxySettings(backend, (UringEngine?)engine, "http://127.0.0.1:0", Rings: 2), hook), output);
 
@@ -66,7 +66,7 @@ public sealed class ProxyTests(ITestOutputHelper output)
         new(new SocketsHttpHandler { UseProxy = false }) { BaseAddress = proxy.Address(), Timeout = Limits.Step };
 
     /// <summary>On the uring rows, the forwarder's connections went through the transport; on the Sockets row, YARP's own factory is in place.</summary>
-    private static void AssertOutboundTransport(AppHost proxy, RingEngine? engine)
+    private static void AssertOutboundTransport(AppHost proxy, UringEngine? engine)
     {
         var factory = proxy.App.Services.GetService(typeof(IForwarderHttpClientFactory));
         if (engine is null)
@@ -75,12 +75,12 @@ public sealed class ProxyTests(ITestOutputHelper output)
             return;
         }
         var uring = Assert.IsType<UringForwarderHttpClientFactory>(factory);
-        Assert.Equal((UringEngine)engine, uring.Engine);
+        Assert.Equal(engine, uring.Engine);
         Assert.True(uring.Connections > 0, "no outbound connection went through the transport");
     }
 
     [Theory, Engines, InlineData(null)]
-    public async Task Plaintext_through_the_proxy_is_the_backends_answer(RingEngine? engine)
+    public async Task Plaintext_through_the_proxy_is_the_backends_answer(UringEngine? engine)
     {
         await using var backend = await StartBackendAsync();
         await using var proxy = await StartProxyAsync(engine, backend.Address());
@@ -94,7 +94,7 @@ public sealed class ProxyTests(ITestOutputHelper output)
     }
 
     [Theory, Engines, InlineData(null)]
-    public async Task Upload_of_8_MiB_reaches_the_backend_byte_exact(RingEngine? engine)
+    public async Task Upload_of_8_MiB_reaches_the_backend_byte_exact(UringEngine? engine)
     {
         await using var backend = await StartBackendAsync();
         await using var proxy = await StartProxyAsync(engine, backend.Address());
@@ -109,7 +109,7 @@ public sealed class ProxyTests(ITestOutputHelper output)
     }
 
     [Theory, Engines, InlineData(null)]
-    public async Task Download_of_8_MiB_arrives_byte_exact(RingEngine? engine)
+    public async Task Download_of_8_MiB_arrives_byte_exact(UringEngine? engine)
     {
         await using var backend = await StartBackendAsync();
         await using var proxy = await StartProxyAsync(engine, backend.Address());
@@ -122,7 +122,7 @@ public sealed class ProxyTests(ITestOutputHelper output)
     }
 
     [Theory, Engines, InlineData(null)]
-    public async Task Hundred_concurrent_clients_each_get_their_own_answers(RingEngine? engine)
+    public async Task Hundred_concurrent_clients_each_get_their_own_answers(UringEngine? engine)
     {
         const int Clients = 100, RequestsEach = 20;
         await using var backend = await StartBackendAsync();
@@ -145,7 +145,7 @@ public sealed class ProxyTests(ITestOutputHelper output)
     }
 
     [Theory, Engines, InlineData(null)]
-    public async Task Backend_reset_mid_response_fails_the_clients_body_and_the_proxy_goes_on(RingEngine? engine)
+    public async Task Backend_reset_mid_response_fails_the_clients_body_and_the_proxy_goes_on(UringEngine? engine)
     {
         await using var backend = await StartBackendAsync();
         await using var proxy = await StartProxyAsync(engine, backend.Address());
@@ -177,7 +177,7 @@ public sealed class ProxyTests(ITestOutputHelper output)
     }
 
     [Theory, Engines, InlineData(null)]
-    public async Task Backend_down_gives_502(RingEngine? engine)
+    public async Task Backend_down_gives_502(UringEngine? engine)
     {
         // A port that was just free: nothing listens there.
         int port;
@@ -195,7 +195,7 @@ public sealed class ProxyTests(ITestOutputHelper output)
     }
 
     [Theory, Engines, InlineData(null)]
-    public async Task Graceful_stop_completes_the_requests_in_flight(RingEngine? engine)
+    public async Task Graceful_stop_completes_the_requests_in_flight(UringEngine? engine)
     {
         const int Requests = 20;
         int entered = 0;

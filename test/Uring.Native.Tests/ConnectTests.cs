@@ -3,7 +3,7 @@ namespace Uring.Native.Tests;
 public sealed unsafe class ConnectTests
 {
     [Theory, Engines]
-    public void Connect_completes_and_sendmsg_gathers_iovecs(RingEngine engine)
+    public void Connect_completes_and_sendmsg_gathers_iovecs(RingKind engine)
     {
         const ulong Connect = 0xF1, SendMsg = 0xF2;
         using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
@@ -36,7 +36,7 @@ public sealed unsafe class ConnectTests
             }
             *message = new MsgHdr { Iov = iov, IovLength = (nuint)parts.Length };
 
-            driver.Ring.PrepareSendMsg(fd, message, Linux.MSG_NOSIGNAL, SendMsg);
+            driver.Ring.PrepareSendMsg(fd, message, SendMsg);
             var sendMsg = driver.WaitFor(SendMsg, "the sendmsg");
             Assert.True(sendMsg.Result == total, $"sendmsg: {RingDriver.Describe(sendMsg)}");
 
@@ -49,7 +49,7 @@ public sealed unsafe class ConnectTests
     }
 
     [Theory, Engines]
-    public void Connect_to_a_port_nobody_listens_on_fails_with_ECONNREFUSED(RingEngine engine)
+    public void Connect_to_a_port_nobody_listens_on_fails_with_ECONNREFUSED(RingKind engine)
     {
         const ulong Connect = 0xF3;
         // Bound but not listening: the port stays ours and every SYN is answered with RST.

@@ -3,7 +3,7 @@ namespace Uring.Native.Tests;
 public sealed unsafe class RecvTests(ITestOutputHelper output)
 {
     [Theory, Engines]
-    public void Multishot_recv_with_provided_buffers_recycles_and_rearms(RingEngine engine)
+    public void Multishot_recv_with_provided_buffers_recycles_and_rearms(RingKind engine)
     {
         const ushort Group = 7;
         const int BufferCount = 8, BufferSize = 512, Total = 64 * 1024;
@@ -25,7 +25,7 @@ public sealed unsafe class RecvTests(ITestOutputHelper output)
             {
                 void Arm()
                 {
-                    ring.PrepareRecvMultishot(pair.ServerFd, Group, 0, Recv);
+                    ring.PrepareRecvMultishot(pair.ServerFd, Group, Recv);
                     armed = true;
                     arms++;
                 }
@@ -61,7 +61,7 @@ public sealed unsafe class RecvTests(ITestOutputHelper output)
                 }
 
                 Arm();
-                ring.Submit();
+                ring.SubmitAndWait(0, 0);
                 var sender = PeerThread.Start("sender", () => pair.Client.Send(payload));
                 driver.PumpUntil(() => received.Length >= Total, $"{Total} bytes (have {received.Length})", OnCompletion);
                 sender.Join();
@@ -87,7 +87,7 @@ public sealed unsafe class RecvTests(ITestOutputHelper output)
     }
 
     [Theory, Engines]
-    public void Recv_with_buffer_select_fills_a_provided_buffer(RingEngine engine)
+    public void Recv_with_buffer_select_fills_a_provided_buffer(RingKind engine)
     {
         const ushort Group = 3;
         const ulong Recv = 0xB1;
@@ -99,8 +99,8 @@ public sealed unsafe class RecvTests(ITestOutputHelper output)
         using (var driver = RingDriver.Create(engine))
         {
             Assert.Equal(0, driver.Ring.RegisterBufferRing(buffers));
-            driver.Ring.PrepareRecvBufferSelect(pair.ServerFd, Group, 0, Recv);
-            driver.Ring.Submit();
+            driver.Ring.PrepareRecvBufferSelect(pair.ServerFd, Group, Recv);
+            driver.Ring.SubmitAndWait(0, 0);
             pair.Client.Send(payload);
 
             var recv = driver.WaitFor(Recv, "the buffer-select recv");
@@ -115,7 +115,7 @@ public sealed unsafe class RecvTests(ITestOutputHelper output)
     }
 
     [Theory, Engines]
-    public void Cancel_of_a_pending_recv_completes_it_with_ECANCELED_and_leaves_the_data(RingEngine engine)
+    public void Cancel_of_a_pending_recv_completes_it_with_ECANCELED_and_leaves_the_data(RingKind engine)
     {
         const ulong Recv = 0xC1, Cancel = 0xC2;
         using var pair = TcpPair.Create();
@@ -124,7 +124,7 @@ public sealed unsafe class RecvTests(ITestOutputHelper output)
             var buffer = new NativeBuffer(4096);
             try
             {
-                driver.Ring.PrepareRecv(pair.ServerFd, buffer.Pointer, buffer.Length, 0, Recv);
+                driver.Ring.PrepareRecv(pair.ServerFd, buffer.Pointer, buffer.Length, Recv);
                 driver.PumpFor(20); // submitted and parked: no data is coming
                 Assert.True(driver.Seen.Count == 0, $"The recv completed with no data sent. {driver.History()}");
 
@@ -153,24 +153,5 @@ public sealed unsafe class RecvTests(ITestOutputHelper output)
         byte* data = stackalloc byte[16];
         Assert.Equal(5, (int)Libc.recv(pair.ServerFd, data, 16, 0));
         Assert.Equal(new byte[] { 1, 2, 3, 4, 5 }, new ReadOnlySpan<byte>(data, 5).ToArray());
-    }
-
-    [Theory, Engines]
-    public void Poll_add_reports_readable_once_data_arrives(RingEngine engine)
-    {
-        const ulong Poll = 0xD1;
-        using var pair = TcpPair.Create();
-        using var driver = RingDriver.Create(engine);
-
-        driver.Ring.PreparePollAdd(pair.ServerFd, Linux.POLLIN, false, Poll);
-        driver.PumpFor(20);
-        Assert.True(driver.Seen.Count == 0, $"POLLIN fired with no data. {driver.History()}");
-
-        pair.Client.Send(new byte[] { 42 });
-        var poll = driver.WaitFor(Poll, "the poll");
-        driver.PumpFor(20);
-
-        Assert.True(poll.Result > 0 && (poll.Result & Linux.POLLIN) != 0 && !poll.HasMore, $"poll: {RingDriver.Describe(poll)}");
-        Assert.Equal(1, driver.Count(Poll));
     }
 }

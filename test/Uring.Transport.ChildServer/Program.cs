@@ -25,7 +25,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
-using Uring.Native;
+using Uring.Transport.Internal;
 
 namespace Uring.Transport.ChildServer;
 
@@ -33,10 +33,10 @@ public static partial class Program
 {
     public static async Task<int> Main(string[] args)
     {
-        (RingEngine engine, int? headroom) = args switch
+        (UringEngine engine, int? headroom) = args switch
         {
-            ["--engine", string e] => (RingFactory.ParseEngine(e), (int?)null),
-            ["--engine", string e, "--fd-headroom", string h] => (RingFactory.ParseEngine(e), int.Parse(h)),
+            ["--engine", string e] => (EngineSelector.Parse(e), (int?)null),
+            ["--engine", string e, "--fd-headroom", string h] => (EngineSelector.Parse(e), int.Parse(h)),
             _ => throw new ArgumentException("usage: --engine iouring|epoll [--fd-headroom N]"),
         };
         var fillers = new List<SafeFileHandle>();
@@ -53,7 +53,7 @@ public static partial class Program
         return 0;
     }
 
-    private static WebApplication Build(RingEngine engine)
+    private static WebApplication Build(UringEngine engine)
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
         builder.Logging.ClearProviders();
@@ -62,11 +62,12 @@ public static partial class Program
         builder.Logging.AddFilter("Uring.Transport", LogLevel.Information);
         builder.Logging.AddProvider(new LineLoggerProvider());
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(10));
-        builder.WebHost.UseUringTransport(o =>
-        {
-            o.Engine = (UringEngine)engine;
-            o.RingCount = 2;
-        });
+        builder.WebHost.UseUringTransport(new TransportEnvironment { FeatureMask = Uring.Tests.TestKernel.Limit }).ConfigureServices(services =>
+            services.Configure<UringTransportOptions>(o =>
+            {
+                o.Engine = engine;
+                o.RingCount = 2;
+            }));
         builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0));
 
         WebApplication app = builder.Build();
@@ -91,7 +92,7 @@ public static partial class Program
     /// shows how many fds a listening server holds), then stops. The limit caps fd numbers, not their
     /// count, so the holes below the highest open fd are filled before it is set.
     /// </summary>
-    private static async Task LimitFdsAsync(RingEngine engine, int headroom, List<SafeFileHandle> fillers)
+    private static async Task LimitFdsAsync(UringEngine engine, int headroom, List<SafeFileHandle> fillers)
     {
         WebApplication warmUp = Build(engine);
         await warmUp.StartAsync();
@@ -102,7 +103,6 @@ public static partial class Program
         await warmUp.DisposeAsync();
         int serverFds = listening - OpenFds().Length;
 
-        StartThreadsWhileFdsLast();
         int highest = OpenFds().Max();
         while (true)
         {
@@ -135,28 +135,6 @@ public static partial class Program
         .Where(fd => fd.LinkTarget is not { } target || !target.EndsWith("/fd", StringComparison.Ordinal))
         .Select(fd => int.Parse(fd.Name))
         .ToArray();
-
-    /// <summary>
-    /// Out of fds, .NET cannot start a thread (each start takes a pipe), and a thread pool that tries
-    /// to grow then takes the process down ("Out of memory."). A server that has been running a while
-    /// has its threads; this one gets 32 thread-pool workers now (they idle 20 s before retiring).
-    /// </summary>
-    private static void StartThreadsWhileFdsLast()
-    {
-        const int Workers = 32;
-        ThreadPool.GetMinThreads(out _, out int io);
-        ThreadPool.SetMinThreads(Workers, io);
-        var allRunning = new CountdownEvent(Workers);
-        var release = new ManualResetEventSlim(); // not disposed: workers may still be leaving Wait
-        for (int i = 0; i < Workers; i++)
-            ThreadPool.UnsafeQueueUserWorkItem(_ =>
-            {
-                allRunning.Signal();
-                release.Wait();
-            }, null);
-        allRunning.Wait();
-        release.Set();
-    }
 
     private const int RLIMIT_NOFILE = 7;
 

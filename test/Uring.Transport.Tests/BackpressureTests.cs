@@ -15,7 +15,7 @@ public sealed class BackpressureTests(ITestOutputHelper output)
     private const int Slack = 64 * 1024;
 
     [Theory, Engines]
-    public async Task Peer_that_never_reads_holds_the_apps_64_MiB_write_at_MaxWriteBufferSize(RingEngine engine)
+    public async Task Peer_that_never_reads_holds_the_apps_64_MiB_write_at_MaxWriteBufferSize(UringEngine engine)
     {
         const int Total = 64 * MiB, Chunk = 64 * 1024, MaxWriteBufferSize = 128 * 1024;
         long written = 0;
@@ -58,7 +58,7 @@ public sealed class BackpressureTests(ITestOutputHelper output)
     }
 
     [Theory, Engines]
-    public async Task Peer_that_floods_256_MiB_while_the_app_does_not_read_is_held_to_MaxReadBufferSize_plus_one_batch(RingEngine engine)
+    public async Task Peer_that_floods_256_MiB_while_the_app_does_not_read_is_held_to_MaxReadBufferSize_plus_one_batch(UringEngine engine)
     {
         const int Total = 256 * MiB, Chunk = MiB, MaxReadBufferSize = MiB;
         const int ProvidedBufferCount = 64, ProvidedBufferSize = 8 * 1024; // one receive batch: at most 512 KiB
@@ -151,6 +151,69 @@ public sealed class BackpressureTests(ITestOutputHelper output)
         }
         Assert.Fail($"Progress never stalled within {Limits.Step.TotalSeconds} s (at {last} B).");
         return last;
+    }
+
+    [Theory, Engines]
+    public async Task After_backpressure_the_receive_that_resumes_holds_no_memory_while_the_peer_is_quiet(UringEngine engine)
+    {
+        // The body ends off any buffer boundary: a receive that comes back full on the body's last
+        // byte is followed by a direct one (bulk data, by the policy), however the peer then pauses.
+        const int BufferSize = 4096, Body = 64 * 1024 + 1031, MaxRead = 4 * BufferSize;
+        var rings = new ScriptedRing?[1];
+        var read = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var consumed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using TestServer server = await TestServer.StartAsync(engine, app =>
+        {
+            TestData.MapPlaintext(app);
+            app.MapPost("/later", async context =>
+            {
+                // Reads nothing until told, then the body the peer sent; the rest never comes.
+                await read.Task;
+                var buffer = new byte[BufferSize];
+                for (int total = 0; total < Body;) total += await context.Request.Body.ReadAsync(buffer);
+                consumed.SetResult();
+                _ = await context.Request.Body.ReadAsync(buffer, context.RequestAborted); // waits: the rest never comes
+            });
+        }, output, new ServerSetup
+        {
+            Transport = o =>
+            {
+                o.RingCount = 1;
+                o.ProvidedBufferSize = BufferSize;
+                o.MaxReadBufferSize = MaxRead;
+            },
+            Environment = TestEnvironment.Decorated((ring, index) => rings[index] = new ScriptedRing(ring)),
+        });
+        ScriptedRing ring = rings[0]!;
+        await ServerResources.AssertServesAsync(server);
+        long baseline = server.Group.Pool.RentedBytes;
+
+        using RawConnection client = await server.ConnectRawAsync();
+        await client.SendAsync(RawConnection.Request("POST", "/later", "Content-Length: 1048576"));
+        if ((ring.Features & RingFeatures.MultishotRecv) != 0)
+        {
+            // The body arrives in full provided buffers of one multishot receive, handled in one
+            // batch: the input pauses at MaxReadBufferSize part-way through it, and the full buffers
+            // after that are still delivered.
+            ring.HoldWhere(c => c.HasBuffer);
+            await client.SendAsync(TestData.Random(Body, seed: 5));
+            Assert.True(await Eventually.HoldsAsync(() => ring.Held * BufferSize >= Body, Limits.Step), $"Only {ring.Held} buffers of the body came.");
+            ring.ReleaseAt(Environment.TickCount64);
+        }
+        else
+        {
+            // One receive at a time (a single one, then direct ones into the input): the input
+            // pauses at MaxReadBufferSize while the rest waits in the socket.
+            await client.SendAsync(TestData.Random(Body, seed: 5));
+        }
+
+        // The app reads it all; the input resumes. The peer sends nothing more.
+        read.SetResult();
+        await consumed.Task.WaitAsync(Limits.Step);
+        Assert.True(await Eventually.HoldsAsync(() => ring.ReceivesSettled(), Limits.Step), "Receives went on being prepared on a quiet socket.");
+        Assert.False(ring.LastRecvWasDirect, "The receive that resumed after backpressure is a direct one: it holds the input's memory while the peer is quiet.");
+        Assert.True(await Eventually.HoldsAsync(() => server.Group.Pool.RentedBytes <= baseline, Limits.Stop),
+            $"{server.Group.Pool.RentedBytes - baseline} bytes of pool memory stay rented while the peer is quiet.");
     }
 
     private static long KernelSetting(string path) => long.Parse(File.ReadAllText(path).Split('\t', ' ').Last(s => s.Length > 0));

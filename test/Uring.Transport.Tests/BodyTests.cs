@@ -4,7 +4,7 @@ namespace Uring.Transport.Tests;
 public sealed class BodyTests(ITestOutputHelper output)
 {
     [Theory, Engines]
-    public async Task Ten_MiB_upload_is_echoed_byte_exact(RingEngine engine)
+    public async Task Ten_MiB_upload_is_echoed_byte_exact(UringEngine engine)
     {
         const int Size = 10 * 1024 * 1024;
         await using var server = await TestServer.StartAsync(engine, app => app.MapPost("/echo", async context =>
@@ -32,7 +32,7 @@ public sealed class BodyTests(ITestOutputHelper output)
     }
 
     [Theory, Engines]
-    public async Task Sixteen_MiB_download_is_byte_exact(RingEngine engine)
+    public async Task Sixteen_MiB_download_is_byte_exact(UringEngine engine)
     {
         const int Size = 16 * 1024 * 1024, Chunk = 64 * 1024;
         byte[] expected = TestData.Random(Size, seed: 6);
@@ -65,7 +65,7 @@ public sealed class BodyTests(ITestOutputHelper output)
     }
 
     [Theory, Engines]
-    public async Task Slow_reader_with_small_MaxReadBufferSize_pauses_and_resumes_and_gets_every_byte(RingEngine engine)
+    public async Task Slow_reader_with_small_MaxReadBufferSize_pauses_and_resumes_and_gets_every_byte(UringEngine engine)
     {
         const int Size = 4 * 1024 * 1024, MaxReadBufferSize = 64 * 1024, ReadSize = 8 * 1024;
         const int ProvidedBufferSize = 8 * 1024, ProvidedBufferCount = 32;

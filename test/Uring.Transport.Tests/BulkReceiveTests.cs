@@ -14,7 +14,7 @@ public sealed class BulkReceiveTests(ITestOutputHelper output)
     private const int MiB = 1024 * 1024;
 
     [Theory, Engines]
-    public async Task A_large_upload_is_received_straight_into_the_input_pipe_byte_exact(RingEngine engine)
+    public async Task A_large_upload_is_received_straight_into_the_input_pipe_byte_exact(UringEngine engine)
     {
         const int Size = 8 * MiB;
         var rings = new ScriptedRing?[TestServer.RingCount];
@@ -25,7 +25,7 @@ public sealed class BulkReceiveTests(ITestOutputHelper output)
             int n;
             while ((n = await context.Request.Body.ReadAsync(buffer)) > 0) sha.AppendData(buffer, 0, n);
             await TestData.WriteText(context, Convert.ToHexString(sha.GetHashAndReset()));
-        }), output, new ServerSetup { Transport = o => o.DecorateRing = (ring, index) => rings[index] = new ScriptedRing(ring) });
+        }), output, new ServerSetup { Environment = TestEnvironment.Decorated((ring, index) => rings[index] = new ScriptedRing(ring)) });
         byte[] upload = TestData.Random(Size, seed: 11);
 
         using RawConnection connection = await server.ConnectRawAsync();
@@ -46,9 +46,9 @@ public sealed class BulkReceiveTests(ITestOutputHelper output)
     }
 
     [Theory, Engines]
-    public async Task The_memory_a_bulk_receive_fills_is_not_reused_before_its_completion_when_the_app_aborts(RingEngine engine)
+    public async Task The_memory_a_bulk_receive_fills_is_not_reused_before_its_completion_when_the_app_aborts(UringEngine engine)
     {
-        const int BulkSize = UringConnection.BulkReceiveSize;
+        const int BulkSize = ConnectionOptions.BulkReceiveSize;
         var rings = new ScriptedRing?[TestServer.RingCount];
         var readAMiB = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var abortNow = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -74,11 +74,8 @@ public sealed class BulkReceiveTests(ITestOutputHelper output)
             }
         }), output, new ServerSetup
         {
-            Transport = o =>
-            {
-                o.MaxReadBufferSize = null; // never paused: a receive is always armed
-                o.DecorateRing = (ring, index) => rings[index] = new ScriptedRing(ring);
-            },
+            Transport = o => o.MaxReadBufferSize = null, // never paused: a receive is always armed
+            Environment = TestEnvironment.Decorated((ring, index) => rings[index] = new ScriptedRing(ring)),
         });
 
         long baseline = server.Group.Pool.RentedBytes;
@@ -116,8 +113,8 @@ public sealed class BulkReceiveTests(ITestOutputHelper output)
             abortNow.SetResult();
             Assert.True(await Eventually.HoldsAsync(() => server.Group.Loops.Sum(l => l.Counters.Aborts) > 0, Limits.Stop), "The app's abort did not reach the transport.");
             await Task.Delay(300); // Kestrel is done with the connection and has completed its input
-            output.WriteLine($"recv buffer {inKernel:x}; direct recvs {bulk.DirectRecvs}, provided {bulk.Receives}; connections {server.Group.Loops.Sum(l => l.ConnectionCount)}");
-            Assert.Equal(1, server.Group.Loops.Sum(l => l.ConnectionCount)); // its receive is still in the kernel
+            output.WriteLine($"recv buffer {inKernel:x}; direct recvs {bulk.DirectRecvs}, provided {bulk.Receives}; connections {server.Group.Loops.Sum(l => l.Members.Connections)}");
+            Assert.Equal(1, server.Group.Loops.Sum(l => l.Members.Connections)); // its receive is still in the kernel
 
             // Kestrel has completed the input's reader: the pipe's memory would go back with its writer's completion.
             long held = server.Group.Pool.RentedBytes - baseline - drained.Sum(r => (long)r.Memory.Length);
@@ -142,7 +139,7 @@ public sealed class BulkReceiveTests(ITestOutputHelper output)
         }
 
         // The connection closes.
-        Assert.True(await Eventually.HoldsAsync(() => server.Group.Loops.Sum(l => l.ConnectionCount) == 0, Limits.Stop),
+        Assert.True(await Eventually.HoldsAsync(() => server.Group.Loops.Sum(l => l.Members.Connections) == 0, Limits.Stop),
             "The connection did not close once its receive completed.");
         Assert.True(await Eventually.HoldsAsync(() => server.Group.Pool.RentedBytes <= baseline, Limits.Stop),
             $"The pool did not get the input's memory back after the receive completed: {server.Group.Pool.RentedBytes - baseline} bytes still out.");

@@ -16,30 +16,41 @@ public sealed class ClientTests(ITestOutputHelper output)
 {
     private const string FactoryDisposed = "The connection factory was disposed.";
 
-    private static UringTransportOptions Options(RingEngine engine) => new() { Engine = (UringEngine)engine, RingCount = TestServer.RingCount };
+    private static UringTransportOptions Options(UringEngine engine) => new() { Engine = engine, RingCount = TestServer.RingCount };
 
-    private static Action<UringTransportOptions> Configure(RingEngine engine) => o =>
+    private static Action<UringTransportOptions> Configure(UringEngine engine) => o =>
     {
-        o.Engine = (UringEngine)engine;
+        o.Engine = engine;
         o.RingCount = TestServer.RingCount;
     };
 
+    /// <summary>A factory in the suite's test environment (or <paramref name="environment"/>).</summary>
+    private static UringConnectionFactory Factory(UringEngine engine, TransportEnvironment? environment = null) =>
+        Factory(Options(engine), environment);
+
+    private static UringConnectionFactory Factory(UringTransportOptions options, TransportEnvironment? environment = null) =>
+        new(Microsoft.Extensions.Options.Options.Create(options), NullLoggerFactory.Instance, environment ?? TestEnvironment.Suite);
+
+    /// <summary><paramref name="handler"/> on the uring client, in the suite's test environment (or <paramref name="environment"/>).</summary>
+    private static SocketsHttpHandler OnUring(SocketsHttpHandler handler, Action<UringTransportOptions> configure, TransportEnvironment? environment = null) =>
+        handler.UseUringTransport(configure, NullLoggerFactory.Instance, environment ?? TestEnvironment.Suite);
+
     /// <summary>An HttpClient aimed at <paramref name="server"/> whose handler connects through the uring client.</summary>
-    private static HttpClient UringClient(TestServer server, RingEngine engine, Action<SocketsHttpHandler>? configure = null) =>
+    private static HttpClient UringClient(TestServer server, UringEngine engine, Action<SocketsHttpHandler>? configure = null) =>
         server.CreateClient(handler =>
         {
             configure?.Invoke(handler);
-            handler.UseUringTransport(Configure(engine));
+            OnUring(handler, Configure(engine));
         });
 
     [Theory, Engines]
-    public async Task Get_through_the_handler_returns_Hello_World(RingEngine engine)
+    public async Task Get_through_the_handler_returns_Hello_World(UringEngine engine)
     {
         await using var server = await TestServer.StartAsync(engine, TestData.MapPlaintext, output);
         string? streamType = null;
         using HttpClient client = server.CreateClient(handler =>
         {
-            handler.UseUringTransport(Configure(engine));
+            OnUring(handler, Configure(engine));
             var connect = handler.ConnectCallback!;
             handler.ConnectCallback = async (context, cancellationToken) =>
             {
@@ -57,7 +68,7 @@ public sealed class ClientTests(ITestOutputHelper output)
     }
 
     [Theory, Engines]
-    public async Task Post_of_8_MiB_is_echoed_byte_exact(RingEngine engine)
+    public async Task Post_of_8_MiB_is_echoed_byte_exact(UringEngine engine)
     {
         const int Size = 8 * 1024 * 1024;
         await using var server = await TestServer.StartAsync(engine, app => app.MapPost("/echo", async context =>
@@ -80,7 +91,7 @@ public sealed class ClientTests(ITestOutputHelper output)
     }
 
     [Theory, Engines]
-    public async Task Sixty_four_concurrent_callers_each_get_their_hundred_answers(RingEngine engine)
+    public async Task Sixty_four_concurrent_callers_each_get_their_hundred_answers(UringEngine engine)
     {
         const int Callers = 64, RequestsEach = 100;
         await using var server = await TestServer.StartAsync(engine, app => app.MapGet("/c/{c}/r/{r}",
@@ -101,7 +112,7 @@ public sealed class ClientTests(ITestOutputHelper output)
     }
 
     [Theory, Engines]
-    public async Task Http2_over_TLS_is_negotiated_through_the_handler(RingEngine engine)
+    public async Task Http2_over_TLS_is_negotiated_through_the_handler(UringEngine engine)
     {
         await using var server = await TestServer.StartAsync(engine, TestData.MapWhoAmI, output, TestCertificate.Https(HttpProtocols.Http1AndHttp2));
         using HttpClient client = UringClient(server, engine, TestCertificate.Trust);
@@ -118,7 +129,7 @@ public sealed class ClientTests(ITestOutputHelper output)
     }
 
     [Theory, Engines]
-    public async Task Localhost_with_both_loopback_addresses_connects_to_whichever_one_answers(RingEngine engine)
+    public async Task Localhost_with_both_loopback_addresses_connects_to_whichever_one_answers(UringEngine engine)
     {
         // This machine's resolver may know localhost as 127.0.0.1 only: both addresses are injected,
         // in both orders, and the server listens on one family at a time, so one order must fall back.
@@ -133,14 +144,13 @@ public sealed class ClientTests(ITestOutputHelper output)
             IPAddress[][] orders = [[IPAddress.IPv6Loopback, IPAddress.Loopback], [IPAddress.Loopback, IPAddress.IPv6Loopback]];
             foreach (IPAddress[] answer in orders)
             {
-                var handler = new SocketsHttpHandler { UseProxy = false }.UseUringTransport(o =>
+                var handler = OnUring(new SocketsHttpHandler { UseProxy = false }, Configure(engine), TestEnvironment.Suite with
                 {
-                    Configure(engine)(o);
-                    o.ResolveHost = (host, _, _) =>
+                    ResolveHost = (host, _, _) =>
                     {
                         lock (asked) asked.Add(host);
                         return Task.FromResult(answer);
-                    };
+                    },
                 });
                 using var client = new HttpClient(handler) { BaseAddress = new Uri($"http://localhost:{server.EndPoint!.Port}/"), Timeout = Limits.Step };
 
@@ -152,7 +162,7 @@ public sealed class ClientTests(ITestOutputHelper output)
         // And the real resolver, against a listener that answers on both families (dual-stack [::]).
         await using var dualStack = await TestServer.StartAsync(engine, TestData.MapPlaintext, output,
             new ServerSetup { Address = Loopback.HasIPv6 ? IPAddress.IPv6Any : IPAddress.Loopback });
-        using var real = new HttpClient(new SocketsHttpHandler { UseProxy = false }.UseUringTransport(Configure(engine)))
+        using var real = new HttpClient(OnUring(new SocketsHttpHandler { UseProxy = false }, Configure(engine)))
         {
             BaseAddress = new Uri($"http://localhost:{dualStack.EndPoint!.Port}/"),
             Timeout = Limits.Step,
@@ -161,13 +171,13 @@ public sealed class ClientTests(ITestOutputHelper output)
     }
 
     [Theory, Engines]
-    public async Task Connection_refused_is_an_HttpRequestException_over_a_SocketException_naming_the_endpoint(RingEngine engine)
+    public async Task Connection_refused_is_an_HttpRequestException_over_a_SocketException_naming_the_endpoint(UringEngine engine)
     {
         // Bound but not listening: the port stays ours and every SYN is answered with RST.
         using var bound = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         bound.Bind(new IPEndPoint(IPAddress.Loopback, 0));
         var endPoint = (IPEndPoint)bound.LocalEndPoint!;
-        using var client = new HttpClient(new SocketsHttpHandler { UseProxy = false }.UseUringTransport(Configure(engine))) { Timeout = Limits.Step };
+        using var client = new HttpClient(OnUring(new SocketsHttpHandler { UseProxy = false }, Configure(engine))) { Timeout = Limits.Step };
 
         var error = await Assert.ThrowsAsync<HttpRequestException>(() => client.GetAsync($"http://{endPoint}/"));
 
@@ -177,13 +187,11 @@ public sealed class ClientTests(ITestOutputHelper output)
         Assert.Contains(endPoint.ToString(), socketError.Message);
 
         // The factory throws the SocketException itself; for a name, the last address's failure.
-        await using var factory = new UringConnectionFactory(Options(engine));
+        await using var factory = Factory(engine);
         var direct = await Assert.ThrowsAsync<SocketException>(() => factory.ConnectAsync(endPoint).AsTask());
         Assert.Equal(SocketError.ConnectionRefused, direct.SocketErrorCode);
-        await using var resolving = new UringConnectionFactory(new UringTransportOptions
+        await using var resolving = Factory(engine, TestEnvironment.Suite with
         {
-            Engine = (UringEngine)engine,
-            RingCount = TestServer.RingCount,
             ResolveHost = (_, _, _) => Task.FromResult(new[] { IPAddress.IPv6Loopback, IPAddress.Loopback }),
         });
         var last = await Assert.ThrowsAsync<SocketException>(() => resolving.ConnectAsync(new DnsEndPoint("refusing.test", endPoint.Port)).AsTask());
@@ -191,7 +199,7 @@ public sealed class ClientTests(ITestOutputHelper output)
     }
 
     [Theory, Engines]
-    public async Task Cancelling_a_connect_to_a_full_backlog_ends_it_quickly_and_closes_its_socket(RingEngine engine)
+    public async Task Cancelling_a_connect_to_a_full_backlog_ends_it_quickly_and_closes_its_socket(UringEngine engine)
     {
         using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
@@ -222,7 +230,7 @@ public sealed class ClientTests(ITestOutputHelper output)
             }
             Assert.True(full, "The listener's queue never filled up: every connect completed.");
 
-            await using var factory = new UringConnectionFactory(Options(engine));
+            await using var factory = Factory(engine);
             using var cancel = new CancellationTokenSource(TimeSpan.FromMilliseconds(300));
             var stopwatch = Stopwatch.StartNew();
             var canceled = await Assert.ThrowsAnyAsync<OperationCanceledException>(
@@ -241,17 +249,17 @@ public sealed class ClientTests(ITestOutputHelper output)
     }
 
     [Theory, Engines]
-    public async Task Unix_socket_endpoint_through_the_factory_serves_a_request(RingEngine engine)
+    public async Task Unix_socket_endpoint_through_the_factory_serves_a_request(UringEngine engine)
     {
         DirectoryInfo directory = Directory.CreateTempSubdirectory("uring-client-");
         try
         {
             string path = Path.Combine(directory.FullName, "kestrel.sock");
             await using var server = await TestServer.StartAsync(engine, TestData.MapPlaintext, output, new ServerSetup { UnixSocketPath = path });
-            await using var factory = new UringConnectionFactory(Options(engine));
+            await using var factory = Factory(engine);
             await using ConnectionContext connection = await factory.ConnectAsync(new UnixDomainSocketEndPoint(path), Limits.StepToken());
 
-            Assert.Equal((UringEngine)engine, connection.Features.Get<IUringConnectionFeature>()?.Engine);
+            Assert.Equal(engine, connection.Features.Get<IUringConnectionFeature>()?.Engine);
             Assert.Equal(path, connection.RemoteEndPoint?.ToString());
             await connection.Transport.Output.WriteAsync(Encoding.ASCII.GetBytes(RawConnection.Request("GET", "/plaintext", "Connection: close")));
             string response = await ReadToEndAsync(connection.Transport.Input);
@@ -266,7 +274,7 @@ public sealed class ClientTests(ITestOutputHelper output)
     }
 
     [Theory, Engines]
-    public async Task Disposing_the_factory_ends_requests_in_flight_with_a_clear_error_and_closes_every_socket(RingEngine engine)
+    public async Task Disposing_the_factory_ends_requests_in_flight_with_a_clear_error_and_closes_every_socket(UringEngine engine)
     {
         const int Requests = 4;
         int arrived = 0;
@@ -279,7 +287,7 @@ public sealed class ClientTests(ITestOutputHelper output)
         }), output);
         try
         {
-            var factory = new UringConnectionFactory(Options(engine));
+            var factory = Factory(engine);
             using var client = new HttpClient(new SocketsHttpHandler { UseProxy = false }.UseUringTransport(factory))
             {
                 BaseAddress = server.BaseAddress,
@@ -307,29 +315,29 @@ public sealed class ClientTests(ITestOutputHelper output)
     }
 
     [Theory, Engines]
-    public async Task The_factory_uses_the_loops_of_a_server_in_this_process(RingEngine engine)
+    public async Task The_factory_uses_the_loops_of_a_server_in_this_process(UringEngine engine)
     {
         await using var server = await TestServer.StartAsync(engine, TestData.MapPlaintext, output);
-        await using var factory = new UringConnectionFactory(Options(engine));
+        await using var factory = Factory(engine, server.Environment);
 
         await using ConnectionContext connection = await factory.ConnectAsync(server.EndPoint!, Limits.StepToken());
 
         IoLoopGroupRegistry.ClientLease lease = Assert.IsType<IoLoopGroupRegistry.ClientLease>(factory.Lease);
         Assert.True(lease.SharedWithServer, "The client started loops of its own although a server runs loops of its engine.");
         Assert.Equal(engine, lease.Group.Selection.Engine);
-        Assert.Equal((UringEngine)engine, connection.Features.Get<IUringConnectionFeature>()?.Engine);
+        Assert.Equal(engine, connection.Features.Get<IUringConnectionFeature>()?.Engine);
         await connection.Transport.Output.WriteAsync(Encoding.ASCII.GetBytes(RawConnection.Request("GET", "/plaintext", "Connection: close")));
         Assert.EndsWith("Hello, World!", await ReadToEndAsync(connection.Transport.Input));
     }
 
     [Theory, Engines]
-    public async Task Loops_stop_only_once_neither_their_server_nor_a_client_holds_them(RingEngine engine)
+    public async Task Loops_stop_only_once_neither_their_server_nor_a_client_holds_them(UringEngine engine)
     {
         var registry = new IoLoopGroupRegistry(); // private: other tests' servers stay out of it
         UringTransportOptions options = Options(engine);
-        IoLoopGroup serverGroup = await registry.StartServerGroupAsync(options, NullLogger.Instance);
+        IoLoopGroup serverGroup = await registry.StartServerGroupAsync(options, NullLogger.Instance, TestEnvironment.Suite);
 
-        var onServer = await registry.AcquireClientAsync(options, NullLogger.Instance, Limits.StepToken());
+        var onServer = await registry.AcquireClientAsync(options, NullLogger.Instance, TestEnvironment.Suite, Limits.StepToken());
         Assert.Same(serverGroup, onServer.Group);
         Assert.True(onServer.SharedWithServer);
 
@@ -337,8 +345,8 @@ public sealed class ClientTests(ITestOutputHelper output)
         Assert.False(Stopped(serverGroup), "The server's loops stopped under a client that still uses them.");
 
         // The released server group is no longer offered: clients share one group of their own.
-        var first = await registry.AcquireClientAsync(options, NullLogger.Instance, Limits.StepToken());
-        var second = await registry.AcquireClientAsync(options, NullLogger.Instance, Limits.StepToken());
+        var first = await registry.AcquireClientAsync(options, NullLogger.Instance, TestEnvironment.Suite, Limits.StepToken());
+        var second = await registry.AcquireClientAsync(options, NullLogger.Instance, TestEnvironment.Suite, Limits.StepToken());
         Assert.NotSame(serverGroup, first.Group);
         Assert.Same(first.Group, second.Group);
         Assert.False(first.SharedWithServer);
@@ -352,12 +360,12 @@ public sealed class ClientTests(ITestOutputHelper output)
         Assert.True(Stopped(first.Group), "The client loops outlived their last holder.");
 
         // The next client starts them afresh.
-        await using var again = await registry.AcquireClientAsync(options, NullLogger.Instance, Limits.StepToken());
+        await using var again = await registry.AcquireClientAsync(options, NullLogger.Instance, TestEnvironment.Suite, Limits.StepToken());
         Assert.NotSame(first.Group, again.Group);
     }
 
     [Theory, Engines]
-    public async Task AddHttpClient_UseUringTransport_gives_working_clients(RingEngine engine)
+    public async Task AddHttpClient_UseUringTransport_gives_working_clients(UringEngine engine)
     {
         await using var server = await TestServer.StartAsync(engine, TestData.MapPlaintext, output);
         var services = new ServiceCollection();

@@ -60,7 +60,7 @@ public sealed class ConfigurationTests(ITestOutputHelper output) : IDisposable
     [Fact]
     public async Task An_environment_variable_reaches_the_options_and_a_bad_one_stops_the_process_naming_it()
     {
-        using ChildServerProcess child = ChildServerProcess.Launch(RingEngine.Epoll, output,
+        using ChildServerProcess child = ChildServerProcess.Launch(UringEngine.Epoll, output,
             environment: new Dictionary<string, string> { ["Uring__RingEntries"] = "100" });
         int exitCode = await child.WaitForExitAsync(TimeSpan.FromSeconds(30));
         Assert.NotEqual(0, exitCode);

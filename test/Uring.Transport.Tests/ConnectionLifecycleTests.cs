@@ -7,7 +7,7 @@ namespace Uring.Transport.Tests;
 public sealed class ConnectionLifecycleTests(ITestOutputHelper output)
 {
     [Theory, Engines]
-    public async Task Connection_close_gets_the_response_then_a_FIN(RingEngine engine)
+    public async Task Connection_close_gets_the_response_then_a_FIN(UringEngine engine)
     {
         await using var server = await TestServer.StartAsync(engine, TestData.MapPlaintext, output);
         using RawConnection connection = await server.ConnectRawAsync();
@@ -22,7 +22,7 @@ public sealed class ConnectionLifecycleTests(ITestOutputHelper output)
     }
 
     [Theory, Engines]
-    public async Task Client_FIN_before_any_request_closes_the_connection_and_the_server_keeps_serving(RingEngine engine)
+    public async Task Client_FIN_before_any_request_closes_the_connection_and_the_server_keeps_serving(UringEngine engine)
     {
         await using var server = await TestServer.StartAsync(engine, TestData.MapPlaintext, output);
 
@@ -37,7 +37,7 @@ public sealed class ConnectionLifecycleTests(ITestOutputHelper output)
     }
 
     [Theory, Engines, InlineData(null)] // null: Kestrel's Sockets transport, the reference
-    public async Task Client_RST_mid_body_gives_the_app_ConnectionResetException_like_Kestrel_Sockets(RingEngine? engine)
+    public async Task Client_RST_mid_body_gives_the_app_ConnectionResetException_like_Kestrel_Sockets(UringEngine? engine)
     {
         var readSome = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var outcome = new TaskCompletionSource<Exception?>(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -75,7 +75,7 @@ public sealed class ConnectionLifecycleTests(ITestOutputHelper output)
     }
 
     [Theory, Engines, InlineData(null)] // null: Kestrel's Sockets transport, the reference
-    public async Task Client_RST_while_the_app_streams_a_response_ends_the_app_without_errors_logged(RingEngine? engine)
+    public async Task Client_RST_while_the_app_streams_a_response_ends_the_app_without_errors_logged(UringEngine? engine)
     {
         var wroteSome = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var outcome = new TaskCompletionSource<Exception?>(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -110,11 +110,11 @@ public sealed class ConnectionLifecycleTests(ITestOutputHelper output)
     }
 
     [Theory]
-    [InlineData(RingEngine.IoUring, true)]
-    [InlineData(RingEngine.IoUring, false)]
-    [InlineData(RingEngine.Epoll, true)]
-    [InlineData(RingEngine.Epoll, false)]
-    public async Task Accepted_connections_have_TCP_NODELAY_as_the_NoDelay_option_says(RingEngine engine, bool noDelay)
+    [InlineData(UringEngine.IoUring, true)]
+    [InlineData(UringEngine.IoUring, false)]
+    [InlineData(UringEngine.Epoll, true)]
+    [InlineData(UringEngine.Epoll, false)]
+    public async Task Accepted_connections_have_TCP_NODELAY_as_the_NoDelay_option_says(UringEngine engine, bool noDelay)
     {
         var seen = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
         await using var server = await TestServer.StartAsync(engine, TestData.MapPlaintext, output, new ServerSetup
@@ -134,7 +134,7 @@ public sealed class ConnectionLifecycleTests(ITestOutputHelper output)
     }
 
     [Theory, Engines]
-    public async Task A_ConnectionClosed_callback_that_throws_is_logged_and_costs_nothing_else(RingEngine engine)
+    public async Task A_ConnectionClosed_callback_that_throws_is_logged_and_costs_nothing_else(UringEngine engine)
     {
         var ran = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         await using var server = await TestServer.StartAsync(engine, TestData.MapPlaintext, output, new ServerSetup
@@ -159,7 +159,7 @@ public sealed class ConnectionLifecycleTests(ITestOutputHelper output)
     }
 
     [Theory, Engines]
-    public async Task Abort_sends_the_client_a_reset_and_fires_ConnectionClosed(RingEngine engine)
+    public async Task Abort_sends_the_client_a_reset_and_fires_ConnectionClosed(UringEngine engine)
     {
         var connectionClosed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         await using var server = await TestServer.StartAsync(engine,
@@ -207,7 +207,7 @@ public sealed class ConnectionLifecycleTests(ITestOutputHelper output)
     }
 
     [Theory, Engines]
-    public async Task RequestAborted_fires_when_the_client_closes_mid_request(RingEngine engine)
+    public async Task RequestAborted_fires_when_the_client_closes_mid_request(UringEngine engine)
     {
         var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var aborted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -233,7 +233,7 @@ public sealed class ConnectionLifecycleTests(ITestOutputHelper output)
     }
 
     [Theory, Engines]
-    public async Task A_request_followed_at_once_by_a_half_close_is_answered_then_closed(RingEngine engine)
+    public async Task A_request_followed_at_once_by_a_half_close_is_answered_then_closed(UringEngine engine)
     {
         // Request and FIN usually land in one receive batch: the response must still go out.
         await using var server = await TestServer.StartAsync(engine, app =>

@@ -6,10 +6,10 @@ namespace Uring.Transport.Tests;
 /// </summary>
 public sealed class EndPointTests(ITestOutputHelper output)
 {
-    public static TheoryData<RingEngine?, string, string> Rows()
+    public static TheoryData<UringEngine?, string, string> Rows()
     {
-        var rows = new TheoryData<RingEngine?, string, string>();
-        foreach (RingEngine? engine in new RingEngine?[] { RingEngine.IoUring, RingEngine.Epoll, null }) // null: Kestrel's Sockets, the reference
+        var rows = new TheoryData<UringEngine?, string, string>();
+        foreach (UringEngine? engine in new UringEngine?[] { UringEngine.IoUring, UringEngine.Epoll, null }) // null: Kestrel's Sockets, the reference
         {
             rows.Add(engine, "127.0.0.1", "127.0.0.1");
             if (!Loopback.HasIPv6) continue; // no ::1 on this machine (as in ClientTests)
@@ -20,7 +20,7 @@ public sealed class EndPointTests(ITestOutputHelper output)
     }
 
     [Theory, MemberData(nameof(Rows))]
-    public async Task Each_connection_of_a_burst_sees_its_own_clients_address_and_port(RingEngine? engine, string listen, string connect)
+    public async Task Each_connection_of_a_burst_sees_its_own_clients_address_and_port(UringEngine? engine, string listen, string connect)
     {
         await using var server = await TestServer.StartAsync(engine, app => app.MapGet("/peer", (HttpContext context) =>
             $"{context.Connection.RemoteIpAddress}|{context.Connection.RemotePort}|{context.Connection.LocalIpAddress}|{context.Connection.LocalPort}"),

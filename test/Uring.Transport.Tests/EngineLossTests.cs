@@ -9,12 +9,12 @@ namespace Uring.Transport.Tests;
 /// </summary>
 public sealed class EngineLossTests(ITestOutputHelper output)
 {
-    private static readonly ServerSetup s_refused = new() { Transport = o => o.InjectSetupErrno = () => Errno.EPERM };
+    private static readonly ServerSetup s_refused = new() { Environment = TestEnvironment.Suite with { SetupErrno = () => Errno.EPERM } };
 
     [Fact]
     public async Task Auto_serves_on_epoll_when_io_uring_setup_is_refused_and_logs_why()
     {
-        await using var server = await TestServer.StartAsync(RingEngine.Auto, app => app.MapGet("/engine", context =>
+        await using var server = await TestServer.StartAsync(UringEngine.Auto, app => app.MapGet("/engine", context =>
             TestData.WriteText(context, context.Features.Get<IUringConnectionFeature>()?.Engine.ToString() ?? "none")), output, s_refused);
         using HttpClient client = server.CreateClient();
 
@@ -29,7 +29,7 @@ public sealed class EngineLossTests(ITestOutputHelper output)
     [Fact]
     public async Task IoUring_fails_start_up_with_a_message_naming_the_errno_and_the_option_when_setup_is_refused()
     {
-        Exception thrown = await Assert.ThrowsAnyAsync<Exception>(() => TestServer.StartAsync(RingEngine.IoUring, TestData.MapPlaintext, output, s_refused));
+        Exception thrown = await Assert.ThrowsAnyAsync<Exception>(() => TestServer.StartAsync(UringEngine.IoUring, TestData.MapPlaintext, output, s_refused));
 
         output.WriteLine(thrown.ToString());
         string messages = string.Join(" | ", Chain(thrown).Select(e => e.Message));

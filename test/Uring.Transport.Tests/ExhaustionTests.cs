@@ -14,11 +14,11 @@ namespace Uring.Transport.Tests;
 public sealed class ExhaustionTests(ITestOutputHelper output)
 {
     [Theory, Engines]
-    public async Task A_receive_whose_delivery_throws_gives_its_buffer_back_and_costs_only_its_connection(RingEngine engine)
+    public async Task A_receive_whose_delivery_throws_gives_its_buffer_back_and_costs_only_its_connection(UringEngine engine)
     {
         var rings = new ScriptedRing?[TestServer.RingCount];
         await using TestServer server = await TestServer.StartAsync(engine, TestData.MapPlaintext, output,
-            new ServerSetup { Transport = o => o.DecorateRing = (ring, index) => rings[index] = new ScriptedRing(ring) });
+            new ServerSetup { Environment = TestEnvironment.Decorated((ring, index) => rings[index] = new ScriptedRing(ring)) });
         server.Logs.Allow(e => e.EventId.Id == 20); // the handler's failure, logged once
         await ServerResources.AssertServesAsync(server);
 
@@ -28,7 +28,7 @@ public sealed class ExhaustionTests(ITestOutputHelper output)
         using (RawConnection victim = await server.ConnectRawAsync())
         {
             await victim.SendAsync(RawConnection.Request("GET", "/plaintext"));
-            Assert.True(await ReadsEndAsync(victim.Socket), "The connection whose receive failed was not closed.");
+            Assert.True(await Peer.SeesTheEndAsync(victim.Socket, Limits.Stop), "The connection whose receive failed was not closed.");
         }
         foreach (ScriptedRing? ring in rings) ring!.RewriteOnce(_ => null);
 
@@ -39,7 +39,7 @@ public sealed class ExhaustionTests(ITestOutputHelper output)
     }
 
     [Theory, Engines]
-    public async Task Connections_that_find_no_receive_buffer_wait_for_one_instead_of_spinning(RingEngine engine)
+    public async Task Connections_that_find_no_receive_buffer_wait_for_one_instead_of_spinning(UringEngine engine)
     {
         const int Connections = 8;
         ScriptedRing? ring = null;
@@ -49,8 +49,8 @@ public sealed class ExhaustionTests(ITestOutputHelper output)
             {
                 o.RingCount = 1;
                 o.ProvidedBufferCount = 2;
-                o.DecorateRing = (inner, _) => ring = new ScriptedRing(inner);
             },
+            Environment = TestEnvironment.Decorated((inner, _) => ring = new ScriptedRing(inner)),
         });
         var connections = new RawConnection[Connections];
         for (int i = 0; i < Connections; i++) connections[i] = await server.ConnectRawAsync();
@@ -77,7 +77,7 @@ public sealed class ExhaustionTests(ITestOutputHelper output)
             Assert.True(noBuffers > 0, "No receive found the ring empty: the test did not exhaust it.");
             // Held completions fool only the completions' accounting, which a real kernel cannot (it
             // handles every completion before resuming anyone): the bound needs the ring's own count.
-            if (engine == RingEngine.Epoll || (ring.Features & RingFeatures.BufferRingStatus) != 0)
+            if (engine == UringEngine.Epoll || (ring.Features & RingFeatures.BufferRingStatus) != 0)
                 Assert.True(rearms <= 3 * Connections, $"{rearms} receives were prepared into an empty ring in 300 ms: the connections spin.");
         }
         finally
@@ -87,7 +87,7 @@ public sealed class ExhaustionTests(ITestOutputHelper output)
     }
 
     [Theory, Engines]
-    public async Task Receive_buffer_memory_starts_at_one_chunk_and_grows_only_under_load(RingEngine engine)
+    public async Task Receive_buffer_memory_starts_at_one_chunk_and_grows_only_under_load(UringEngine engine)
     {
         // More uploads at once than the first chunk has buffers. Bulk data soon goes straight into
         // each input pipe, so only the uploads' first receives take provided buffers: their
@@ -102,12 +102,12 @@ public sealed class ExhaustionTests(ITestOutputHelper output)
                 o.RingCount = 1;
                 o.ProvidedBufferCount = Count;
                 o.ProvidedBufferSize = BufferSize;
-                o.DecorateRing = (inner, _) => ring = new ScriptedRing(inner);
             },
+            Environment = TestEnvironment.Decorated((inner, _) => ring = new ScriptedRing(inner)),
         });
         IoLoop loop = server.Group.Loops[0];
         await ServerResources.AssertServesAsync(server);
-        Assert.Equal((long)Chunk * BufferSize, loop.BufferBytes); // idle: the first chunk only
+        Assert.Equal((long)Chunk * BufferSize, loop.Buffers.AllocatedBytes); // idle: the first chunk only
 
         byte[] body = TestData.Random(UploadBytes, seed: 7);
         var connections = new RawConnection[Uploads];
@@ -124,9 +124,9 @@ public sealed class ExhaustionTests(ITestOutputHelper output)
             ring.ReleaseAt(Environment.TickCount64);
             await Task.WhenAll(sends).WaitAsync(Limits.Step);
             RawResponse[] answers = await Task.WhenAll(connections.Select(c => c.ReadResponseAsync())).WaitAsync(Limits.Step);
-            output.WriteLine($"receive-buffer memory after {Uploads} concurrent 256 KiB uploads: {loop.BufferBytes / 1024} KiB (at most {Count * BufferSize / 1024} KiB)");
+            output.WriteLine($"receive-buffer memory after {Uploads} concurrent 256 KiB uploads: {loop.Buffers.AllocatedBytes / 1024} KiB (at most {Count * BufferSize / 1024} KiB)");
             Assert.All(answers, a => Assert.Equal(UploadBytes.ToString(CultureInfo.InvariantCulture), a.BodyText));
-            Assert.InRange(loop.BufferBytes, (long)(Chunk + 1) * BufferSize, (long)Count * BufferSize);
+            Assert.InRange(loop.Buffers.AllocatedBytes, (long)(Chunk + 1) * BufferSize, (long)Count * BufferSize);
         }
         finally
         {
@@ -135,7 +135,7 @@ public sealed class ExhaustionTests(ITestOutputHelper output)
     }
 
     [Theory, Engines]
-    public async Task While_nobody_accepts_the_accept_queue_stops_growing_soon_after_Backlog_and_the_rest_waits_in_the_kernel(RingEngine engine)
+    public async Task While_nobody_accepts_the_accept_queue_stops_growing_soon_after_Backlog_and_the_rest_waits_in_the_kernel(UringEngine engine)
     {
         // One loop. Once the queue is full the loop cancels its multishot accept, but the accept
         // goes on until the cancel runs: it finishes the round of the kernel's queue (Backlog + 1)
@@ -144,7 +144,7 @@ public sealed class ExhaustionTests(ITestOutputHelper output)
         // well below the clients, and it stops growing once the cancel ran.
         const int Backlog = 4, Clients = 32, Bound = Backlog + 3 * (Backlog + 1);
         var factory = new UringTransportFactory(
-            Options.Create(new UringTransportOptions { Engine = (UringEngine)engine, RingCount = 1, Backlog = Backlog }), NullLoggerFactory.Instance);
+            Options.Create(new UringTransportOptions { Engine = engine, RingCount = 1, Backlog = Backlog }), NullLoggerFactory.Instance);
         var listener = (UringConnectionListener)await factory.BindAsync(new IPEndPoint(IPAddress.Loopback, 0));
         var clients = new List<Socket>();
         var accepted = new List<ConnectionContext>();
@@ -192,19 +192,16 @@ public sealed class ExhaustionTests(ITestOutputHelper output)
     }
 
     [Theory, Engines]
-    public async Task An_unbind_that_times_out_still_ends_AcceptAsync(RingEngine engine)
+    public async Task An_unbind_that_times_out_still_ends_AcceptAsync(UringEngine engine)
     {
         ScriptedRing? ring = null;
-        var options = new UringTransportOptions
+        var options = new UringTransportOptions { Engine = engine, RingCount = 1 };
+        var factory = new UringTransportFactory(Options.Create(options), NullLoggerFactory.Instance, TestEnvironment.Suite with
         {
-            Engine = (UringEngine)engine,
-            RingCount = 1,
             DecorateRing = (inner, _) => ring = new ScriptedRing(inner),
-        };
-        var factory = new UringTransportFactory(Options.Create(options), NullLoggerFactory.Instance);
+            UnbindTimeout = TimeSpan.FromMilliseconds(500),
+        });
         var listener = (UringConnectionListener)await factory.BindAsync(new IPEndPoint(IPAddress.Loopback, 0));
-        TimeSpan saved = UringConnectionListener.UnbindTimeout;
-        UringConnectionListener.UnbindTimeout = TimeSpan.FromMilliseconds(500);
         try
         {
             ValueTask<ConnectionContext?> accepting = listener.AcceptAsync();
@@ -217,28 +214,8 @@ public sealed class ExhaustionTests(ITestOutputHelper output)
         }
         finally
         {
-            UringConnectionListener.UnbindTimeout = saved;
             ring?.ReleaseAt(Environment.TickCount64);
             await listener.DisposeAsync();
-        }
-    }
-
-    private static async Task<bool> ReadsEndAsync(Socket socket)
-    {
-        var buffer = new byte[4096];
-        using var cts = new CancellationTokenSource(Limits.Stop);
-        try
-        {
-            while (await socket.ReceiveAsync(buffer, SocketFlags.None, cts.Token) > 0) { }
-            return true;
-        }
-        catch (SocketException)
-        {
-            return true;
-        }
-        catch (OperationCanceledException)
-        {
-            return false;
         }
     }
 }

@@ -40,13 +40,13 @@ public sealed class FaultInjectionTests(ITestOutputHelper output)
         int[] seeds = Environment.GetEnvironmentVariable("URING_FAULT_SEEDS") is { Length: > 0 } list
             ? list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(int.Parse).ToArray()
             : s_defaultSeeds;
-        foreach (object[] engine in new EnginesAttribute().GetData(typeof(FaultInjectionTests).GetMethod(nameof(Cases))!))
+        foreach (object[] engine in new EnginesAttribute().GetData(typeof(FaultInjectionTests).GetMethod(nameof(Mixed_verified_load_survives_injected_faults_and_leaves_nothing_behind))!))
             foreach (int seed in seeds)
                 yield return [engine[0], seed];
     }
 
     [Theory, MemberData(nameof(Cases))]
-    public async Task Mixed_verified_load_survives_injected_faults_and_leaves_nothing_behind(RingEngine engine, int seed)
+    public async Task Mixed_verified_load_survives_injected_faults_and_leaves_nothing_behind(UringEngine engine, int seed)
     {
         var clock = Stopwatch.StartNew();
         var faults = new FaultInjection(seed, Rates());
@@ -55,7 +55,7 @@ public sealed class FaultInjectionTests(ITestOutputHelper output)
         // No server log in the output: per-connection Debug lines by the thousand; warnings and errors are written below.
         TestServer server = await TestServer.StartAsync(engine, app => app.Run(SampleEndpoints.Handle), output: null, new ServerSetup
         {
-            Transport = o => o.DecorateRing = faults.Decorate,
+            Environment = TestEnvironment.Decorated(faults.Decorate),
         });
         AllowConsequencesOfInjectedEnomem(server.Logs, faults);
         try

@@ -18,7 +18,7 @@ public sealed class FuzzTests(ITestOutputHelper output)
     private enum Kind { SplitValid, RandomBytes, ValidHeadRandomTail, Malformed, Mutated }
 
     [Theory, Engines]
-    public async Task Ten_thousand_split_random_and_malformed_requests_get_an_answer_or_a_close_and_the_server_keeps_serving(RingEngine engine)
+    public async Task Ten_thousand_split_random_and_malformed_requests_get_an_answer_or_a_close_and_the_server_keeps_serving(UringEngine engine)
     {
         await using var server = await TestServer.StartAsync(engine, app => app.Run(HashBodyAsync), output);
         var failures = new ConcurrentQueue<string>();

@@ -8,7 +8,7 @@ namespace Uring.Transport.Tests;
 public sealed class HttpTests(ITestOutputHelper output)
 {
     [Theory, Engines]
-    public async Task Get_plaintext_returns_Hello_World(RingEngine engine)
+    public async Task Get_plaintext_returns_Hello_World(UringEngine engine)
     {
         await using var server = await TestServer.StartAsync(engine, TestData.MapPlaintext, output);
         using HttpClient client = server.CreateClient();
@@ -20,7 +20,7 @@ public sealed class HttpTests(ITestOutputHelper output)
     }
 
     [Theory, Engines]
-    public async Task Hundred_keep_alive_requests_share_one_connection(RingEngine engine)
+    public async Task Hundred_keep_alive_requests_share_one_connection(UringEngine engine)
     {
         var connectionIds = new ConcurrentBag<string>();
         await using var server = await TestServer.StartAsync(engine, app => app.MapGet("/id", context =>
@@ -42,7 +42,7 @@ public sealed class HttpTests(ITestOutputHelper output)
     }
 
     [Theory, Engines]
-    public async Task Sixteen_pipelined_requests_are_answered_in_order(RingEngine engine)
+    public async Task Sixteen_pipelined_requests_are_answered_in_order(UringEngine engine)
     {
         await using var server = await TestServer.StartAsync(engine, app => app.MapGet("/echo-path/{i}",
             context => TestData.WriteText(context, "path " + context.Request.RouteValues["i"])), output);
@@ -60,7 +60,7 @@ public sealed class HttpTests(ITestOutputHelper output)
     }
 
     [Theory, Engines]
-    public async Task Two_hundred_concurrent_connections_each_get_their_own_twenty_answers(RingEngine engine)
+    public async Task Two_hundred_concurrent_connections_each_get_their_own_twenty_answers(UringEngine engine)
     {
         const int Connections = 200, RequestsEach = 20;
         int open = 0, maxOpen = 0;
@@ -125,7 +125,7 @@ public sealed class HttpTests(ITestOutputHelper output)
     }
 
     [Theory, Engines]
-    public async Task Five_hundred_short_connections_in_a_row_each_get_their_response(RingEngine engine)
+    public async Task Five_hundred_short_connections_in_a_row_each_get_their_response(UringEngine engine)
     {
         // Each connection is closed right after its answer, so the next one is accepted onto the fd
         // number the previous one just released: nothing meant for the old connection may touch it.
@@ -143,7 +143,7 @@ public sealed class HttpTests(ITestOutputHelper output)
     }
 
     [Theory, Engines]
-    public async Task Get_over_IPv6_loopback_works(RingEngine engine)
+    public async Task Get_over_IPv6_loopback_works(UringEngine engine)
     {
         if (!Loopback.HasIPv6)
             return; // no ::1 on this machine
@@ -157,7 +157,7 @@ public sealed class HttpTests(ITestOutputHelper output)
     }
 
     [Theory, Engines]
-    public async Task Port_zero_reports_the_real_port_and_serves_on_it(RingEngine engine)
+    public async Task Port_zero_reports_the_real_port_and_serves_on_it(UringEngine engine)
     {
         await using var server = await TestServer.StartAsync(engine, TestData.MapPlaintext, output);
 
@@ -174,7 +174,7 @@ public sealed class HttpTests(ITestOutputHelper output)
     }
 
     [Theory, Engines]
-    public async Task Get_over_a_Unix_domain_socket_works(RingEngine engine)
+    public async Task Get_over_a_Unix_domain_socket_works(UringEngine engine)
     {
         DirectoryInfo directory = Directory.CreateTempSubdirectory("uring-uds-");
         try
@@ -196,7 +196,7 @@ public sealed class HttpTests(ITestOutputHelper output)
     }
 
     [Theory, Engines]
-    public async Task Connection_feature_reports_the_engine_asked_for_and_a_loop_in_range(RingEngine engine)
+    public async Task Connection_feature_reports_the_engine_asked_for_and_a_loop_in_range(UringEngine engine)
     {
         await using var server = await TestServer.StartAsync(engine, app => app.MapGet("/feature", context =>
         {
@@ -222,7 +222,7 @@ public sealed class HttpTests(ITestOutputHelper output)
     public async Task Loop_threads_are_bound_to_one_CPU_each_as_LoopAffinity_says(LoopAffinity affinity, bool bound)
     {
         int[] allowed = NativeThread.AllowedCpus();
-        await using TestServer server = await TestServer.StartAsync(RingEngine.IoUring, TestData.MapPlaintext, output,
+        await using TestServer server = await TestServer.StartAsync(UringEngine.IoUring, TestData.MapPlaintext, output,
             new ServerSetup { Transport = o => o.LoopAffinity = affinity });
         await ServerResources.AssertServesAsync(server);
 

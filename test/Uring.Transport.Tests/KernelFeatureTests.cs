@@ -9,12 +9,12 @@ namespace Uring.Transport.Tests;
 public sealed class KernelFeatureTests(ITestOutputHelper output)
 {
     [Theory, Engines]
-    public async Task Without_multishot_receive_requests_are_served_with_one_receive_per_arm(RingEngine engine)
+    public async Task Without_multishot_receive_requests_are_served_with_one_receive_per_arm(UringEngine engine)
     {
         var rings = new ScriptedRing?[TestServer.RingCount];
         await using TestServer server = await TestServer.StartAsync(engine, TestData.MapPlaintext, output, new ServerSetup
         {
-            Transport = o => o.DecorateRing = (ring, index) => rings[index] = new ScriptedRing(ring).Hide(RingFeatures.MultishotRecv),
+            Environment = TestEnvironment.Decorated((ring, index) => rings[index] = new ScriptedRing(ring).Hide(RingFeatures.MultishotRecv)),
         });
 
         await ServeAsync(server);
@@ -26,12 +26,12 @@ public sealed class KernelFeatureTests(ITestOutputHelper output)
     }
 
     [Theory, Engines]
-    public async Task Without_multishot_accept_connections_are_accepted_one_accept_at_a_time(RingEngine engine)
+    public async Task Without_multishot_accept_connections_are_accepted_one_accept_at_a_time(UringEngine engine)
     {
         var rings = new ScriptedRing?[TestServer.RingCount];
         await using TestServer server = await TestServer.StartAsync(engine, TestData.MapPlaintext, output, new ServerSetup
         {
-            Transport = o => o.DecorateRing = (ring, index) => rings[index] = new ScriptedRing(ring).Hide(RingFeatures.MultishotAccept),
+            Environment = TestEnvironment.Decorated((ring, index) => rings[index] = new ScriptedRing(ring).Hide(RingFeatures.MultishotAccept)),
         });
 
         await ServeAsync(server);
@@ -45,11 +45,11 @@ public sealed class KernelFeatureTests(ITestOutputHelper output)
     [Fact]
     public async Task The_engine_log_line_names_the_kernel_features_in_use()
     {
-        await using TestServer server = await TestServer.StartAsync(RingEngine.IoUring, TestData.MapPlaintext, output);
+        await using TestServer server = await TestServer.StartAsync(UringEngine.IoUring, TestData.MapPlaintext, output);
         LogCollector.Entry line = Assert.Single(server.Logs.Entries, e => e.EventId.Id == 1);
         Assert.Contains("features ", line.Message);
         Assert.Contains("setup flags ", line.Message);
-        if ((KernelProbe.Current.Features & KernelProbe.Limit & RingFeatures.MultishotAccept) != 0)
+        if ((TestKernel.Available & RingFeatures.MultishotAccept) != 0)
             Assert.Contains(nameof(RingFeatures.MultishotAccept), line.Message);
     }
 

@@ -6,7 +6,7 @@ namespace Uring.Transport.Tests;
 public sealed class ListenHandleTests
 {
     [Theory, Engines]
-    public async Task Inherited_listening_handle_is_served_and_closed_at_stop(RingEngine engine)
+    public async Task Inherited_listening_handle_is_served_and_closed_at_stop(UringEngine engine)
     {
         // A listening socket made outside Kestrel, as a service manager would hand it over.
         int fd = NativeSocket.Listen(new IPEndPoint(IPAddress.Loopback, 0), 16, reusePort: false);
@@ -16,7 +16,7 @@ public sealed class ListenHandleTests
         builder.Logging.ClearProviders();
         builder.WebHost.UseUringTransport(o =>
         {
-            o.Engine = (UringEngine)engine;
+            o.Engine = engine;
             o.RingCount = TestServer.RingCount;
         });
         builder.WebHost.ConfigureKestrel(k => k.ListenHandle((ulong)fd));

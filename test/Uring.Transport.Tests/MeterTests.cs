@@ -20,14 +20,14 @@ public sealed class MeterTests(ITestOutputHelper output)
     private static readonly string[] Moving = ["uring.loop.enters", "uring.loop.submitted", "uring.loop.completions", "uring.loop.batches", "uring.loop.connections.accepted"];
 
     [Theory, Engines]
-    public async Task Loop_counters_move_with_traffic_and_stand_still_on_an_idle_loop(RingEngine engine)
+    public async Task Loop_counters_move_with_traffic_and_stand_still_on_an_idle_loop(UringEngine engine)
     {
         await using TestServer server = await TestServer.StartAsync(engine, app =>
         {
             app.Map("/abort", (HttpContext context) => context.Abort());
             TestData.MapPlaintext(app);
         }, output, new ServerSetup { Transport = o => o.RingCount = Loops });
-        string tag = engine == RingEngine.IoUring ? "io_uring" : "epoll";
+        string tag = engine == UringEngine.IoUring ? "io_uring" : "epoll";
 
         // Started, never given a connection: once the loops have armed what they arm at start-up
         // (a few enters each), nothing moves on loops 2-5.
@@ -68,7 +68,7 @@ public sealed class MeterTests(ITestOutputHelper output)
                     break;
             }
         }
-        Assert.True(await Eventually.HoldsAsync(() => server.Group.Loops.Sum(l => l.ConnectionCount) == 0, Limits.Stop),
+        Assert.True(await Eventually.HoldsAsync(() => server.Group.Loops.Sum(l => l.Members.Connections) == 0, Limits.Stop),
             "Connections stayed open after the traffic.");
         await Task.Delay(200); // the last closes' thread-pool tails (Kestrel's dispose) are done
         var busy = Read(tag);

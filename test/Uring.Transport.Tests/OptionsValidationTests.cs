@@ -19,10 +19,10 @@ public sealed class OptionsValidationTests(ITestOutputHelper output)
         ["ZeroCopySendThreshold"] = o => o.ZeroCopySendThreshold = -1,
     };
 
-    public static TheoryData<RingEngine, string> EnginesAndBadOptions()
+    public static TheoryData<UringEngine, string> EnginesAndBadOptions()
     {
-        var data = new TheoryData<RingEngine, string>();
-        foreach (RingEngine engine in new[] { RingEngine.IoUring, RingEngine.Epoll })
+        var data = new TheoryData<UringEngine, string>();
+        foreach (UringEngine engine in new[] { UringEngine.IoUring, UringEngine.Epoll })
         {
             foreach (string option in s_badOptions.Keys)
                 data.Add(engine, option);
@@ -31,7 +31,7 @@ public sealed class OptionsValidationTests(ITestOutputHelper output)
     }
 
     [Theory, MemberData(nameof(EnginesAndBadOptions))]
-    public async Task Starting_the_host_with_a_bad_option_fails_naming_the_option(RingEngine engine, string option)
+    public async Task Starting_the_host_with_a_bad_option_fails_naming_the_option(UringEngine engine, string option)
     {
         Exception thrown = await Assert.ThrowsAnyAsync<Exception>(() => TestServer.StartAsync(
             engine, app => { }, output, new ServerSetup { Transport = s_badOptions[option] }));

@@ -12,13 +12,13 @@ public sealed class PortOwnershipTests(ITestOutputHelper output)
 {
     public static IEnumerable<object?[]> EnginesAndSockets() =>
     [
-        [RingEngine.IoUring],
-        [RingEngine.Epoll],
+        [UringEngine.IoUring],
+        [UringEngine.Epoll],
         [null], // Kestrel's Sockets transport: the behaviour to match
     ];
 
     [Theory, MemberData(nameof(EnginesAndSockets))]
-    public async Task A_second_server_on_a_served_port_fails_at_start_up_with_address_in_use(RingEngine? engine)
+    public async Task A_second_server_on_a_served_port_fails_at_start_up_with_address_in_use(UringEngine? engine)
     {
         await using TestServer first = await TestServer.StartAsync(engine, TestData.MapPlaintext, output);
         int port = first.EndPoint!.Port;
@@ -36,7 +36,7 @@ public sealed class PortOwnershipTests(ITestOutputHelper output)
     }
 
     [Theory, Engines]
-    public async Task A_stranger_that_joins_the_ports_reuseport_group_gets_none_of_500_connections(RingEngine engine)
+    public async Task A_stranger_that_joins_the_ports_reuseport_group_gets_none_of_500_connections(UringEngine engine)
     {
         const int Connections = 500;
         await using TestServer server = await TestServer.StartAsync(engine, TestData.MapPlaintext, output,
@@ -77,7 +77,7 @@ public sealed class PortOwnershipTests(ITestOutputHelper output)
     }
 
     [Theory, MemberData(nameof(EnginesAndSockets))]
-    public async Task Binding_an_address_this_host_does_not_have_fails_with_a_SocketException(RingEngine? engine)
+    public async Task Binding_an_address_this_host_does_not_have_fails_with_a_SocketException(UringEngine? engine)
     {
         // TEST-NET-3 (RFC 5737): never a local address.
         var setup = new ServerSetup { Address = IPAddress.Parse("203.0.113.7") };

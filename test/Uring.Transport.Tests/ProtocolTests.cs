@@ -7,7 +7,7 @@ namespace Uring.Transport.Tests;
 public sealed class ProtocolTests(ITestOutputHelper output)
 {
     [Theory, Engines]
-    public async Task Https_with_a_self_signed_certificate_serves_HTTP_1_1(RingEngine engine)
+    public async Task Https_with_a_self_signed_certificate_serves_HTTP_1_1(UringEngine engine)
     {
         await using var server = await TestServer.StartAsync(engine, TestData.MapWhoAmI, output, TestCertificate.Https(HttpProtocols.Http1));
         using HttpClient client = server.CreateClient(TestCertificate.Trust);
@@ -21,7 +21,7 @@ public sealed class ProtocolTests(ITestOutputHelper output)
     }
 
     [Theory, Engines]
-    public async Task Http2_over_TLS_is_negotiated_with_ALPN(RingEngine engine)
+    public async Task Http2_over_TLS_is_negotiated_with_ALPN(UringEngine engine)
     {
         await using var server = await TestServer.StartAsync(engine, TestData.MapWhoAmI, output, TestCertificate.Https(HttpProtocols.Http1AndHttp2));
         using HttpClient client = server.CreateClient(TestCertificate.Trust);
@@ -39,7 +39,7 @@ public sealed class ProtocolTests(ITestOutputHelper output)
     }
 
     [Theory, Engines]
-    public async Task H2c_with_prior_knowledge_serves_HTTP_2_on_plain_TCP(RingEngine engine)
+    public async Task H2c_with_prior_knowledge_serves_HTTP_2_on_plain_TCP(UringEngine engine)
     {
         await using var server = await TestServer.StartAsync(engine, TestData.MapWhoAmI, output, new ServerSetup
         {
@@ -65,7 +65,7 @@ public sealed class ProtocolTests(ITestOutputHelper output)
     }
 
     [Theory, Engines]
-    public async Task WebSocket_messages_are_echoed_exactly(RingEngine engine)
+    public async Task WebSocket_messages_are_echoed_exactly(UringEngine engine)
     {
         await using var server = await TestServer.StartAsync(engine, app =>
         {

@@ -12,7 +12,7 @@ namespace Uring.Transport.Tests;
 public sealed class RingPressureTests(ITestOutputHelper output)
 {
     [Theory, Engines]
-    public async Task Eight_provided_buffers_under_200_concurrent_uploads_lose_no_byte(RingEngine engine)
+    public async Task Eight_provided_buffers_under_200_concurrent_uploads_lose_no_byte(UringEngine engine)
     {
         const int Uploads = 200, Size = 512 * 1024;
         await using var server = await TestServer.StartAsync(engine, app => app.MapPost("/hash", async context =>
@@ -41,7 +41,7 @@ public sealed class RingPressureTests(ITestOutputHelper output)
     }
 
     [Theory, Engines]
-    public async Task Tiny_rings_under_a_burst_of_300_connections_with_16_pipelined_requests_each_lose_nothing(RingEngine engine)
+    public async Task Tiny_rings_under_a_burst_of_300_connections_with_16_pipelined_requests_each_lose_nothing(UringEngine engine)
     {
         // RingEntries 8: an 8-entry SQ and a 32-entry CQ, against hundreds of accepts, receives and
         // sends completing at once. The CQ overflows (the kernel keeps the rest: IORING_SQ_CQ_OVERFLOW)
@@ -69,7 +69,7 @@ public sealed class RingPressureTests(ITestOutputHelper output)
     }
 
     [Theory, Engines]
-    public async Task Five_hundred_connections_echoing_their_own_random_streams_each_get_exactly_their_own_bytes(RingEngine engine)
+    public async Task Five_hundred_connections_echoing_their_own_random_streams_each_get_exactly_their_own_bytes(UringEngine engine)
     {
         const int Connections = 500, Size = 128 * 1024;
         int served = 0;

@@ -4,7 +4,7 @@ namespace Uring.Transport.Tests;
 public sealed class ShutdownTests(ITestOutputHelper output)
 {
     [Theory, Engines]
-    public async Task Graceful_stop_completes_every_in_flight_request(RingEngine engine)
+    public async Task Graceful_stop_completes_every_in_flight_request(UringEngine engine)
     {
         const int Requests = 20;
         int entered = 0;

@@ -20,7 +20,7 @@ public sealed class StormTests(ITestOutputHelper output)
     private static readonly TimeSpan TimeoutSlack = TimeSpan.FromSeconds(4);
 
     [Theory, Engines]
-    public async Task Thousand_clients_that_reset_right_after_connecting_leave_nothing_behind(RingEngine engine)
+    public async Task Thousand_clients_that_reset_right_after_connecting_leave_nothing_behind(UringEngine engine)
     {
         await using TestServer server = await StartAsync(engine);
         ServerResources baseline = await ServerResources.BaselineAsync(server);
@@ -40,7 +40,7 @@ public sealed class StormTests(ITestOutputHelper output)
     }
 
     [Theory, Engines]
-    public async Task Thousand_clients_that_send_nothing_are_closed_by_Kestrels_timeout_and_leave_nothing_behind(RingEngine engine)
+    public async Task Thousand_clients_that_send_nothing_are_closed_by_Kestrels_timeout_and_leave_nothing_behind(UringEngine engine)
     {
         await using TestServer server = await StartAsync(engine);
         ServerResources baseline = await ServerResources.BaselineAsync(server);
@@ -70,7 +70,7 @@ public sealed class StormTests(ITestOutputHelper output)
     }
 
     [Theory, Engines]
-    public async Task Thousand_clients_that_half_close_after_a_partial_request_leave_nothing_behind(RingEngine engine)
+    public async Task Thousand_clients_that_half_close_after_a_partial_request_leave_nothing_behind(UringEngine engine)
     {
         await using TestServer server = await StartAsync(engine);
         ServerResources baseline = await ServerResources.BaselineAsync(server);
@@ -110,15 +110,18 @@ public sealed class StormTests(ITestOutputHelper output)
     // No test output for the server's log: thousands of per-connection Debug lines would bury the
     // assertion, which says what was left behind.
     [Theory, Engines]
-    public async Task Accepts_whose_handling_throws_cost_only_their_own_connection(RingEngine engine)
+    public async Task Accepts_whose_handling_throws_cost_only_their_own_connection(UringEngine engine)
     {
         const int Faulty = 20;
         int faultsLeft = 0;
         await using TestServer server = await TestServer.StartAsync(engine, TestData.MapPlaintext, output, new ServerSetup
         {
-            Transport = o => o.Accepted = _ =>
+            Environment = TestEnvironment.Suite with
             {
-                if (Interlocked.Decrement(ref faultsLeft) >= 0) throw new InvalidOperationException("injected accept fault");
+                Accepted = _ =>
+                {
+                    if (Interlocked.Decrement(ref faultsLeft) >= 0) throw new InvalidOperationException("injected accept fault");
+                },
             },
         });
         server.Logs.Allow(e => e.Exception?.Message == "injected accept fault");
@@ -142,7 +145,7 @@ public sealed class StormTests(ITestOutputHelper output)
         await baseline.AssertServerRecoveredAsync(server, output);
     }
 
-    private static Task<TestServer> StartAsync(RingEngine engine) => TestServer.StartAsync(engine, TestData.MapPlaintext, null,
+    private static Task<TestServer> StartAsync(UringEngine engine) => TestServer.StartAsync(engine, TestData.MapPlaintext, null,
         new ServerSetup
         {
             Kestrel = k =>

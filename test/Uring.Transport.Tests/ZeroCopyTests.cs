@@ -15,7 +15,7 @@ public sealed class ZeroCopyTests(ITestOutputHelper output)
     private const int Threshold = 16 * 1024;
 
     private static bool KernelHasIt =>
-        (KernelProbe.Current.Features & KernelProbe.Limit & (RingFeatures.SendZc | RingFeatures.SendZcReportUsage))
+        (TestKernel.Available & (RingFeatures.SendZc | RingFeatures.SendZcReportUsage))
             == (RingFeatures.SendZc | RingFeatures.SendZcReportUsage);
 
     [Fact]
@@ -93,13 +93,16 @@ public sealed class ZeroCopyTests(ITestOutputHelper output)
 
     /// <summary>The sample app on io_uring, each loop's ring scripted into <paramref name="rings"/>; threshold null: the default.</summary>
     private Task<TestServer> StartAsync(ScriptedRing?[] rings, int? threshold, bool keepZeroCopy) =>
-        TestServer.StartAsync(RingEngine.IoUring, app => app.Run(Uring.Perf.SampleEndpoints.Handle), output, new ServerSetup
+        TestServer.StartAsync(UringEngine.IoUring, app => app.Run(Uring.Perf.SampleEndpoints.Handle), output, new ServerSetup
         {
             Transport = o =>
             {
                 if (threshold is int t) o.ZeroCopySendThreshold = t;
-                o.KeepZeroCopy = keepZeroCopy;
-                o.DecorateRing = (ring, index) => rings[index] = new ScriptedRing(ring);
+            },
+            Environment = TestEnvironment.Suite with
+            {
+                KeepZeroCopy = keepZeroCopy,
+                DecorateRing = (ring, index) => rings[index] = new ScriptedRing(ring),
             },
         });
 }

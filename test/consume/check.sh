@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The user's path, checked outside the repository: a throw-away web app that references the
-# Uring.Transport package from a local feed with only `using Uring.Transport;`; build it, serve
-# one request and check through IUringConnectionFeature that the transport served it; then the same
-# app published with NativeAOT (no trim/AOT warning), served once more.
+# The user's path, checked outside the repository: the folder holds one package (Uring.Transport,
+# with the ring layer inside it); a throw-away web app that references it from a local feed with
+# only `using Uring.Transport;` builds, serves one request and shows through IUringConnectionFeature
+# that the transport served it; then the same app published with NativeAOT (no trim/AOT warning),
+# served once more.
 # Usage: test/consume/check.sh <packages-dir>   (exit 0: passed); ./build.sh test packs into it first
 # (the same pack as ./build.sh pack).
 set -euo pipefail
@@ -15,6 +16,14 @@ PKG="$(ls "$PACKAGES"/Uring.Transport.*.nupkg 2>/dev/null | grep -v '\.snupkg$' 
 [[ -n "$PKG" ]] || { echo "consume: FAIL (no Uring.Transport package in $PACKAGES: run ./build.sh pack or ./build.sh test)"; exit 1; }
 VERSION="$(basename "$PKG" .nupkg)"; VERSION="${VERSION#Uring.Transport.}"
 echo "consume: Uring.Transport $VERSION from ${PACKAGES}"
+
+# One package: the ring layer travels inside it, not as a package of its own or a dependency.
+OTHERS="$(ls "$PACKAGES"/*.nupkg | grep -v "/Uring.Transport\.$VERSION\.nupkg$" || true)"
+[[ -z "$OTHERS" ]] || { echo "consume: FAIL (more than one package: $OTHERS)"; exit 1; }
+unzip -l "$PKG" | grep -q "lib/net10.0/Uring.Native.dll" || { echo "consume: FAIL (Uring.Native.dll is not inside the package)"; exit 1; }
+NUSPEC="$(unzip -p "$PKG" Uring.Transport.nuspec)"
+if grep -q '<dependency ' <<<"$NUSPEC"; then echo "$NUSPEC"; echo "consume: FAIL (the package depends on other packages)"; exit 1; fi
+echo "consume: one package, the ring layer inside it, no package dependency"
 
 cat >"$WORK/nuget.config" <<XML
 <?xml version="1.0" encoding="utf-8"?>

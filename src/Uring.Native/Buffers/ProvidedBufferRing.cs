@@ -14,7 +14,7 @@ namespace Uring.Native;
 /// buffer from the moment it is published until the completion that names it hands it back; the
 /// memory is freed only by <see cref="Dispose"/>, after the ring is unregistered.
 /// </remarks>
-public sealed unsafe class ProvidedBufferRing : IDisposable
+internal sealed unsafe class ProvidedBufferRing : IDisposable
 {
     private const int EntrySize = 16; // struct io_uring_buf { u64 addr; u32 len; u16 bid; u16 resv; }
     private const int TailOffset = 14; // the ring's tail overlays bufs[0].resv

@@ -5,12 +5,11 @@ using static Uring.Native.Linux;
 
 namespace Uring.Native;
 
-// Submission, the per-fd pending lists, readiness dispatch, cancellation and close.
-public sealed unsafe partial class EpollRing
+// Submission, the per-fd pending lists, readiness dispatch, the fd bookkeeping of close, and the
+// completion of operations. What each operation does is in its file under Ops/.
+internal sealed unsafe partial class EpollRing
 {
-    private const int F_GETFD = 1;
-
-    private enum Outcome : byte
+    internal enum Outcome : byte
     {
         Completed,  // final completion posted: retire the record
         Pending,    // would block: wait for the next edge
@@ -22,35 +21,18 @@ public sealed unsafe partial class EpollRing
     private int SubmitQueued()
     {
         int count = _submissionCount;
-        for (int i = 0; i < count; i++) Issue(_submissions[i]);
+        for (int i = 0; i < count; i++)
+        {
+            int id = _submissions[i];
+            _ops[id].Issue(this, id);
+        }
         _submissionCount = 0;
         return count;
     }
 
-    private void Issue(int id)
-    {
-        ref PendingOperation op = ref _ops[id];
-        switch (op.Opcode)
-        {
-            case IoUringOp.Nop:
-                CompleteNow(id, 0);
-                break;
-            case IoUringOp.Close:
-                IssueClose(id);
-                break;
-            case IoUringOp.Shutdown:
-                CompleteNow(id, NativeSocket.Shutdown(op.Fd, op.Length));
-                break;
-            case IoUringOp.AsyncCancel:
-                IssueCancel(id);
-                break;
-            default:
-                IssueOnFd(id);
-                break;
-        }
-    }
-
     // FAST_POLL, emulated: register, try at once without blocking, park on the fd only on EAGAIN.
+    private static void IssueOnFd(EpollRing ring, int id) => ring.IssueOnFd(id);
+
     private void IssueOnFd(int id)
     {
         ref PendingOperation op = ref _ops[id];
@@ -60,21 +42,15 @@ public sealed unsafe partial class EpollRing
             CompleteNow(id, -Errno.EBADF);
             return;
         }
-        if (op.Opcode is IoUringOp.SendZc or IoUringOp.WriteFixed && !FixedBufferInRange(ref op))
-        {
-            CompleteNow(id, -Errno.EFAULT);
-            return;
-        }
 
         ref FdState state = ref _fds[fd];
         bool idle = state.Head == 0;
-        // These would block the loop on a blocking fd, so the fd is checked (and its registration
-        // refreshed) before the first try; recv/send use MSG_DONTWAIT and need neither.
-        bool needsNonBlocking = op.Opcode is IoUringOp.Accept or IoUringOp.Connect or IoUringOp.Read;
-        bool isPoll = op.Opcode == IoUringOp.PollAdd;
+        // Accept and connect would block the loop on a blocking fd, so the fd is checked (and its
+        // registration refreshed) before the first try; recv/send use MSG_DONTWAIT and need neither.
+        bool needsNonBlocking = (op.Flags & OperationFlags.NeedsNonBlocking) != 0;
         bool armed = false;
         int armError = 0;
-        if ((state.Flags & FdFlags.Registered) == 0 || (idle && (needsNonBlocking || isPoll)))
+        if ((state.Flags & FdFlags.Registered) == 0 || (idle && needsNonBlocking))
         {
             armError = Arm(fd, ref state);
             armed = true;
@@ -90,9 +66,7 @@ public sealed unsafe partial class EpollRing
             return;
         }
 
-        // ADD/MOD queue an event for readiness that already exists: a poll that just armed the fd gets
-        // its first answer from that event (asking poll(2) as well would post it twice).
-        Outcome outcome = isPoll && armed && armError == 0 ? Outcome.Pending : Attempt(ref op, observed: 0);
+        Outcome outcome = op.Attempt(this, ref op, 0);
         if (outcome == Outcome.Completed)
         {
             Retire(id);
@@ -114,18 +88,14 @@ public sealed unsafe partial class EpollRing
 
     private bool MustQueueBehind(ref FdState state, ref PendingOperation op)
     {
-        if (op.Opcode == IoUringOp.PollAdd) return false; // a poll consumes nothing
         uint direction = op.Interest & (EPOLLIN | EPOLLOUT);
         for (int other = state.Head; other != 0; other = _ops[other].Next)
-        {
-            ref PendingOperation waiting = ref _ops[other];
-            if (waiting.Opcode != IoUringOp.PollAdd && (waiting.Interest & direction) != 0) return true;
-        }
+            if ((_ops[other].Interest & direction) != 0) return true;
         return false;
     }
 
     // Retries the fd's waiting operations, in submission order, that the events can let progress.
-    // fromEvent: mask is what epoll just reported (polls complete from it); otherwise it is a replay.
+    // fromEvent: mask is what epoll just reported; otherwise it is a replay.
     private void RunFd(int fd, uint mask, bool fromEvent)
     {
         uint trigger = (mask & Failure) != 0 ? mask | InInterest | OutInterest : mask;
@@ -136,14 +106,8 @@ public sealed unsafe partial class EpollRing
             ref PendingOperation op = ref _ops[id];
             int next = op.Next;
             Outcome outcome = Outcome.Pending;
-            if (op.Opcode == IoUringOp.PollAdd)
-            {
-                if (fromEvent) outcome = PollReady(ref op, mask);
-            }
-            else if ((op.Interest & trigger) != 0 && (op.Interest & capped) == 0)
-            {
-                outcome = Attempt(ref op, fromEvent ? mask : 0);
-            }
+            if ((op.Interest & trigger) != 0 && (op.Interest & capped) == 0)
+                outcome = op.Attempt(this, ref op, fromEvent ? mask : 0);
 
             if (outcome == Outcome.Completed)
             {
@@ -159,33 +123,13 @@ public sealed unsafe partial class EpollRing
         if (capped != 0) MarkReady(fd, ref _fds[fd], mask & (capped | EPOLLRDHUP | Failure));
     }
 
-    // As the kernel: in-flight requests hold their own reference to the file, so IORING_OP_CLOSE only
-    // drops the number. They neither end nor lose their socket (no FIN goes out) until they complete
-    // or are cancelled by user_data. The emulation keeps the file the same way, under a dup.
-    private void IssueClose(int id)
-    {
-        int fd = _ops[id].Fd;
-        if (fd == _epollFd || fd == _wakeFd)
-        {
-            CompleteNow(id, -Errno.EBADF); // io_uring likewise refuses to close its own ring fd
-            return;
-        }
-        if ((uint)fd < (uint)_fds.Length)
-        {
-            if (_fds[fd].Head != 0 && !KeepFileForPendingOperations(fd))
-                CancelOnFd(fd, all: true); // no fd left to keep the file with: end them rather than strand them
-            Forget(fd);
-        }
-        CompleteNow(id, NativeSocket.Close(fd));
-    }
-
     // Moves fd's pending operations onto a dup of it (an orphan, closed when the last one ends).
     private bool KeepFileForPendingOperations(int fd)
     {
         int keeper = Libc.fcntl(fd, F_DUPFD_CLOEXEC, 0);
         if (keeper < 0) return false;
         int head = _fds[fd].Head, tail = _fds[fd].Tail;
-        FdFlags inherited = _fds[fd].Flags & (FdFlags.NonBlocking | FdFlags.NotSeekable);
+        FdFlags inherited = _fds[fd].Flags & FdFlags.NonBlocking;
         _fds[fd].Head = _fds[fd].Tail = 0;
         ref FdState kept = ref _fds[keeper]; // may grow the table: no ref to fd's state is held across it
         kept.Head = head;
@@ -194,7 +138,7 @@ public sealed unsafe partial class EpollRing
         for (int op = head; op != 0; op = _ops[op].Next) _ops[op].Fd = keeper;
         if (Arm(keeper, ref kept) != 0) // ADD reports the readiness that already exists: no edge is lost
         {
-            CancelOnFd(keeper, all: true); // nothing would ever wake them on the dup: end them (the last closes it)
+            CancelOnFd(keeper); // nothing would ever wake them on the dup: end them (the last closes it)
         }
         return true;
     }
@@ -227,64 +171,27 @@ public sealed unsafe partial class EpollRing
             if ((_fds[fd].Flags & FdFlags.Orphan) != 0) NativeSocket.Close(fd);
     }
 
-    // The kernel posts the cancel's own completion first, then each target's -ECANCELED: so do we.
-    private void IssueCancel(int id)
+    // Ends every operation pending on fd with -ECANCELED.
+    private void CancelOnFd(int fd)
     {
-        ref PendingOperation op = ref _ops[id];
-        if ((op.Flags & OperationFlags.CancelAny) != 0)
-        {
-            var targets = new List<int>();
-            foreach (int first in _byUserData.Values)
-                for (int target = first; target != 0; target = _ops[target].NextSameUserData) targets.Add(target);
-            CompleteNow(id, targets.Count);
-            foreach (int target in targets) Cancel(target);
-        }
-        else if ((op.Flags & OperationFlags.CancelByFd) != 0)
-        {
-            int fd = op.Fd;
-            bool all = (op.Flags & OperationFlags.CancelAll) != 0;
-            int count = CountOnFd(fd, all);
-            int result;
-            if (count > 0) result = all ? count : 0;
-            else if (Libc.fcntl(fd, F_GETFD, 0) < 0) result = -Errno.EBADF; // the kernel resolves the fd first
-            else result = all ? 0 : -Errno.ENOENT; // __io_async_cancel: with ALL the count, even 0
-            CompleteNow(id, result);
-            CancelOnFd(fd, all);
-        }
-        else if (_byUserData.TryGetValue(op.Argument, out int target))
-        {
-            // Several pending ops may share a user_data: like the kernel without _ALL, cancel one.
-            CompleteNow(id, 0);
-            Cancel(target);
-        }
-        else
-        {
-            CompleteNow(id, -Errno.ENOENT);
-        }
-    }
-
-    private int CountOnFd(int fd, bool all)
-    {
-        if ((uint)fd >= (uint)_fds.Length) return 0;
-        int count = 0;
-        for (int id = _fds[fd].Head; id != 0 && (all || count == 0); id = _ops[id].Next) count++;
-        return count;
-    }
-
-    private int CancelOnFd(int fd, bool all)
-    {
-        if ((uint)fd >= (uint)_fds.Length) return 0;
-        int count = 0;
+        if ((uint)fd >= (uint)_fds.Length) return;
         int id = _fds[fd].Head;
         while (id != 0)
         {
             int next = _ops[id].Next;
             Cancel(id);
-            count++;
-            if (!all) break;
             id = next;
         }
-        return count;
+    }
+
+    // One non-blocking try of the operation's syscall, again on EINTR: EAGAIN waits for the next
+    // edge, any other result completes the operation.
+    private Outcome TryOnce(ref PendingOperation op, delegate*<ref PendingOperation, int> syscall)
+    {
+        int result;
+        do result = syscall(ref op);
+        while (result == -Errno.EINTR);
+        return result == -Errno.EAGAIN ? Outcome.Pending : Finish(ref op, result);
     }
 
     private void Cancel(int id)
@@ -302,13 +209,12 @@ public sealed unsafe partial class EpollRing
     // Posts an operation's final completion.
     private Outcome Finish(ref PendingOperation op, int result, uint flags = 0)
     {
-        if (op.Opcode is IoUringOp.SendZc or IoUringOp.SendMsgZc)
+        if ((op.Flags & OperationFlags.ZeroCopy) != 0)
         {
-            // SEND(MSG)_ZC always completes twice: the result flagged More, then the notification that
-            // the memory is free (the emulation always copied, and says so when asked).
+            // SENDMSG_ZC always completes twice: the result flagged More, then the notification that
+            // the memory is free (the emulation always copied, and says so).
             _completions.Add(op.UserData, result, flags | CompletionFlags.More);
-            int usage = (op.Flags & OperationFlags.ReportUsage) != 0 ? unchecked((int)CompletionFlags.ZeroCopyCopied) : 0;
-            _completions.Add(op.UserData, usage, CompletionFlags.Notification);
+            _completions.Add(op.UserData, unchecked((int)CompletionFlags.ZeroCopyCopied), CompletionFlags.Notification);
         }
         else
         {
@@ -371,16 +277,5 @@ public sealed unsafe partial class EpollRing
         }
         _ops.Free(id);
         if (orphanCheck >= 0) CloseIfOrphanDone(orphanCheck);
-    }
-
-    private bool FixedBufferInRange(ref PendingOperation op)
-    {
-        long index = (long)op.Argument;
-        if (index < 0) return true; // not a fixed-buffer send
-        IoVec[]? buffers = _fixedBuffers;
-        if (buffers is null || index >= buffers.Length) return false;
-        nuint start = (nuint)buffers[index].Base, end = start + buffers[index].Length;
-        nuint from = (nuint)op.Buffer;
-        return from >= start && from + (nuint)op.Length <= end;
     }
 }

@@ -10,14 +10,15 @@ namespace Uring.Native;
 /// An <see cref="IRing"/> over edge-triggered epoll, for kernels or sandboxes without io_uring.
 /// Prepared operations are queued; <see cref="SubmitAndWait"/> tries each at once without blocking
 /// (as io_uring's FAST_POLL does), parks the ones that would block on their fd, and performs them on
-/// readiness, posting the same completions (user_data, result, flags) the kernel would.
+/// readiness, posting the same completions (user_data, result, flags) the kernel would. Each
+/// operation's emulation sits beside its io_uring preparation, in Ops/.
 /// </summary>
 /// <remarks>
 /// Every fd an operation waits on is added to the epoll set once, with
 /// EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET. Operation records, fd states and the completion queue
 /// are pooled arrays, so the steady state allocates nothing.
 /// </remarks>
-public sealed unsafe partial class EpollRing : IRing
+internal sealed unsafe partial class EpollRing : IRing
 {
     private const int MaxEntries = 32768;        // IORING_MAX_ENTRIES
     private const int EventBatch = 256;          // epoll events harvested per epoll_wait
@@ -27,8 +28,10 @@ public sealed unsafe partial class EpollRing : IRing
     private const uint InInterest = EPOLLIN | EPOLLRDHUP;
     private const uint OutInterest = EPOLLOUT;
     private const uint Failure = EPOLLERR | EPOLLHUP;
-    private const int IORING_MAX_REG_BUFFERS = 1 << 14;
-    private const int ENXIO = 6;
+
+    // What the emulation offers of the optional features (the others need the kernel's io_uring).
+    private const RingFeatures EmulatedFeatures =
+        RingFeatures.MultishotAccept | RingFeatures.MultishotRecv | RingFeatures.CancelAny | RingFeatures.SyncCancel;
 
     private readonly OperationTable _ops;
     private readonly FdTable _fds = new();
@@ -38,7 +41,6 @@ public sealed unsafe partial class EpollRing : IRing
     private int _submissionCount;
     private long _prepared;
     private ProvidedBufferRing?[] _bufferRings = new ProvidedBufferRing?[4];
-    private IoVec[]? _fixedBuffers;
     private EpollEvent* _events;
     private int _epollFd;
     // The wake eventfd: its own lifetime (see EventFdHandle), so a late Wake never writes into a reused number.
@@ -49,17 +51,12 @@ public sealed unsafe partial class EpollRing : IRing
 
     /// <summary>Creates the ring: an epoll instance and the eventfd that <see cref="Wake"/> writes.</summary>
     /// <param name="entries">Submission queue size; rounded up to a power of two and clamped to 32768, as IORING_SETUP_CLAMP does.</param>
+    /// <param name="allowed">The optional features it may use (of those it emulates).</param>
     /// <exception cref="RingException">epoll_create1 or eventfd failed.</exception>
-    public EpollRing(int entries)
-        : this(entries, RingFeatures.All)
-    {
-    }
-
-    /// <summary>Creates the ring, using at most the features in <paramref name="limit"/> (a test hook).</summary>
-    internal EpollRing(int entries, RingFeatures limit)
+    public EpollRing(int entries, RingFeatures allowed = RingFeatures.All)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(entries, 1);
-        Features = EmulatedFeatures & limit & KernelProbe.Limit;
+        Features = EmulatedFeatures & allowed;
         int size = (int)BitOperations.RoundUpToPowerOf2((uint)Math.Min(entries, MaxEntries));
         SubmissionQueueSize = size;
         CompletionQueueSize = size * 4;
@@ -90,15 +87,12 @@ public sealed unsafe partial class EpollRing : IRing
         _events = (EpollEvent*)NativeMemory.AllocZeroed((nuint)(EventBatch * EpollEvent.Stride + sizeof(EpollEvent))); // slack: the last element is read as 16 bytes
     }
 
-    // What the emulation offers of the optional features (the others need the kernel's io_uring).
-    private const RingFeatures EmulatedFeatures = RingFeatures.MultishotAccept | RingFeatures.MultishotRecv | RingFeatures.CancelAny;
-
     /// <inheritdoc />
-    public RingEngine Engine => RingEngine.Epoll;
-
-    /// <inheritdoc />
-    /// <remarks>Multishot accept and receive and cancel-any, which the emulation provides itself.</remarks>
+    /// <remarks>Multishot accept and receive, cancel-any and synchronous cancel, which the emulation provides itself.</remarks>
     public RingFeatures Features { get; }
+
+    /// <inheritdoc />
+    public string Description => "edge-triggered epoll";
 
     /// <inheritdoc />
     public long Prepared => _prepared;
@@ -116,14 +110,6 @@ public sealed unsafe partial class EpollRing : IRing
     /// <inheritdoc />
     /// <remarks>Nothing to enable for epoll.</remarks>
     public void Enable() => ObjectDisposedException.ThrowIf(_disposed, this);
-
-    /// <inheritdoc />
-    public bool Supports(IoUringOp opcode) => opcode is IoUringOp.Nop or IoUringOp.Accept or IoUringOp.Recv or IoUringOp.WriteFixed or IoUringOp.SendMsgZc
-        or IoUringOp.Send or IoUringOp.SendMsg or IoUringOp.SendZc or IoUringOp.Connect or IoUringOp.Read
-        or IoUringOp.Close or IoUringOp.Shutdown or IoUringOp.AsyncCancel or IoUringOp.PollAdd;
-
-    /// <summary>Submits every prepared operation without waiting (same as <c>SubmitAndWait(0, 0)</c>).</summary>
-    public int Submit() => SubmitAndWait(0, 0);
 
     /// <inheritdoc />
     public int SubmitAndWait(int minComplete, int timeoutMs = -1)
@@ -208,44 +194,6 @@ public sealed unsafe partial class EpollRing : IRing
         return buffers.EmulatedAvailable;
     }
 
-    /// <inheritdoc />
-    /// <remarks>Only recorded (sends copy from the given pointer); errors as the kernel's: -EBUSY when already registered, -EINVAL for 0 or more than 16384.</remarks>
-    public int RegisterBuffers(ReadOnlySpan<IoVec> buffers)
-    {
-        if (_fixedBuffers is not null) return -Errno.EBUSY;
-        if (buffers.Length == 0 || buffers.Length > IORING_MAX_REG_BUFFERS) return -Errno.EINVAL;
-        _fixedBuffers = buffers.ToArray();
-        return 0;
-    }
-
-    /// <inheritdoc />
-    /// <remarks>Recorded like <see cref="RegisterBuffers"/>: entries start empty.</remarks>
-    public int RegisterBufferTable(int count)
-    {
-        if (_fixedBuffers is not null) return -Errno.EBUSY;
-        if (count <= 0 || count > IORING_MAX_REG_BUFFERS) return -Errno.EINVAL;
-        _fixedBuffers = new IoVec[count];
-        return 0;
-    }
-
-    /// <inheritdoc />
-    public int UpdateBuffer(int index, void* address, nuint length)
-    {
-        if (_fixedBuffers is null) return -ENXIO;
-        if ((uint)index >= (uint)_fixedBuffers.Length) return -Errno.EINVAL;
-        _fixedBuffers[index] = new IoVec { Base = address, Length = length };
-        return 1;
-    }
-
-    /// <inheritdoc />
-    /// <remarks>-ENXIO when nothing is registered, as the kernel answers.</remarks>
-    public int UnregisterBuffers()
-    {
-        if (_fixedBuffers is null) return -ENXIO;
-        _fixedBuffers = null;
-        return 0;
-    }
-
     /// <summary>
     /// Closes the epoll instance; the wake eventfd closes once no thread is inside <see cref="Wake"/>.
     /// Pending operations are dropped without completions, and the files that only they kept open
@@ -261,6 +209,30 @@ public sealed unsafe partial class EpollRing : IRing
         _epollFd = -1;
         NativeMemory.Free(_events);
         _events = null;
+    }
+
+    // A pooled record for a new operation, filled by the op's prepare (Ops/) and then queued.
+    private ref PendingOperation Allocate(int fd, ulong userData, uint interest,
+        delegate*<EpollRing, ref PendingOperation, uint, Outcome> attempt, out int id)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        id = _ops.Allocate();
+        ref PendingOperation op = ref _ops[id];
+        op.Fd = fd;
+        op.UserData = userData;
+        op.Interest = interest;
+        op.Issue = &IssueOnFd;
+        op.Attempt = attempt;
+        return ref op;
+    }
+
+    // A full queue is submitted first, as liburing's prep helpers leave it to the caller: nothing
+    // prepared is ever refused.
+    private void Queue(int id)
+    {
+        if (_submissionCount == _submissions.Length) SubmitQueued();
+        _submissions[_submissionCount++] = id;
+        _prepared++;
     }
 
     // Adds fd to the epoll set, or re-arms it when already there. MOD/ADD both report readiness that

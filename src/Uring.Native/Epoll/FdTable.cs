@@ -5,10 +5,9 @@ internal enum FdFlags : byte
 {
     None = 0,
     Registered = 1 << 0,   // added to our epoll set
-    NonBlocking = 1 << 1,  // O_NONBLOCK set by us (Accept, Connect, Read need it)
-    NotSeekable = 1 << 2,  // pread gave ESPIPE: read() from now on
-    ReadyListed = 1 << 3,  // on the ring's still-ready list
-    Orphan = 1 << 4,       // our dup of a file closed while operations were pending on it: closed when the last one ends
+    NonBlocking = 1 << 1,  // O_NONBLOCK set by us (accept and connect need it)
+    ReadyListed = 1 << 2,  // on the ring's still-ready list
+    Orphan = 1 << 3,       // our dup of a file closed while operations were pending on it: closed when the last one ends
 }
 
 /// <summary>Per-fd state: the operations waiting on it, in submission order, and its epoll registration.</summary>

@@ -6,39 +6,42 @@ internal enum OperationFlags : ushort
     None = 0,
     Multishot = 1 << 0,
     BufferSelect = 1 << 1,
-    CancelByFd = 1 << 2,
-    CancelAll = 1 << 3,
-    ConnectInProgress = 1 << 4,
-    TypeChecked = 1 << 5,     // the socket type bits below are known (SO_TYPE asked once per operation)
-    ByteStream = 1 << 6,      // SOCK_STREAM
-    Seqpacket = 1 << 9,       // SOCK_SEQPACKET
-    Linked = 1 << 7,          // on its fd's pending list
-    Indexed = 1 << 8,         // in the user_data index (so PrepareCancel finds it)
-    CancelAny = 1 << 10,      // AsyncCancel with IORING_ASYNC_CANCEL_ANY | _ALL
-    ReportUsage = 1 << 11,    // SendZc/SendMsgZc with IORING_SEND_ZC_REPORT_USAGE: the notification says "copied"
+    ConnectInProgress = 1 << 2,
+    TypeChecked = 1 << 3,       // ByteStream below is known (SO_TYPE asked once per operation)
+    ByteStream = 1 << 4,        // SOCK_STREAM
+    Linked = 1 << 5,            // on its fd's pending list
+    Indexed = 1 << 6,           // in the user_data index (so a cancel finds it)
+    CancelAny = 1 << 7,         // AsyncCancel with IORING_ASYNC_CANCEL_ANY | _ALL
+    ZeroCopy = 1 << 8,          // SendMsgZc: a result, then a notification (flagged copied)
+    NeedsNonBlocking = 1 << 9,  // accept and connect would block the loop on a blocking fd
 }
 
 /// <summary>
-/// What the emulation keeps of one prepared operation, from prepare to final completion.
-/// Records live in an <see cref="OperationTable"/> and are reused, so steady state allocates nothing.
+/// What the emulation keeps of one prepared operation, from prepare to final completion. The
+/// prepare (Ops/, beside the io_uring one) fills it, including the two functions that perform it:
+/// <see cref="Issue"/> at submission and <see cref="Attempt"/> on each readiness. Records live in
+/// an <see cref="OperationTable"/> and are reused, so the steady state allocates nothing.
 /// </summary>
 internal unsafe struct PendingOperation
 {
     internal ulong UserData;
-    internal byte* Buffer;          // recv/send/read buffer; msghdr (SendMsg); sockaddr (Accept, Connect)
-    internal uint* AddressLength;   // Accept
-    internal ulong Argument;        // Read: offset; AsyncCancel: target user_data; SendZc: fixed buffer index
+    internal byte* Buffer;          // recv/send buffer; msghdr (SendMsg); sockaddr (Connect)
+    internal ulong Argument;        // AsyncCancel: the target's user_data
     internal int Fd;
-    internal int Length;            // bytes; Connect: sockaddr length; Shutdown: how
+    internal int Length;            // bytes; Connect: the sockaddr's length
     internal int MessageFlags;      // MSG_* (SOCK_* for Accept)
-    internal int Done;              // bytes already moved under MSG_WAITALL
-    internal uint Interest;         // EPOLL* bits that can let it progress; PollAdd: the requested mask
+    internal uint Interest;         // EPOLL* bits that can let it progress
     internal int Next;              // next op on the same fd (or next free record)
     internal int Previous;
     internal int NextSameUserData;
-    internal IoUringOp Opcode;
     internal OperationFlags Flags;
     internal ushort BufferGroup;
+
+    /// <summary>At submission: <see cref="EpollRing.IssueOnFd"/> for operations on an fd, or the op's own (close, cancel).</summary>
+    internal delegate*<EpollRing, int, void> Issue;
+
+    /// <summary>One non-blocking try (observed: the epoll mask that woke it, 0 when unknown).</summary>
+    internal delegate*<EpollRing, ref PendingOperation, uint, EpollRing.Outcome> Attempt;
 }
 
 /// <summary>

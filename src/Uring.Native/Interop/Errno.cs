@@ -1,7 +1,7 @@
 namespace Uring.Native;
 
 /// <summary>errno values (Linux generic) and their names, for messages.</summary>
-public static class Errno
+internal static class Errno
 {
 #pragma warning disable CS1591 // names are the kernel's
     public const int EPERM = 1;
@@ -88,6 +88,10 @@ public static class Errno
         EISCONN => System.Net.Sockets.SocketError.IsConnected,
         _ => System.Net.Sockets.SocketError.SocketError,
     };
+
+    /// <summary>A socket call's failure, as .NET reports one: the SocketError of the errno, a message naming the call and the errno.</summary>
+    public static System.Net.Sockets.SocketException SocketFailure(string call, int errno) =>
+        new((int)ToSocketError(errno), $"{call} failed: {Describe(errno)}");
 
     /// <summary>"EPERM (1)"-style text for an errno.</summary>
     public static string Describe(int errno) => $"{Name(errno)} ({Magnitude(errno)})";

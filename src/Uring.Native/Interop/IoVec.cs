@@ -4,7 +4,7 @@ namespace Uring.Native;
 
 /// <summary><c>struct iovec</c>.</summary>
 [StructLayout(LayoutKind.Sequential)]
-public unsafe struct IoVec
+internal unsafe struct IoVec
 {
     /// <summary>Start of the buffer.</summary>
     public void* Base;
@@ -15,7 +15,7 @@ public unsafe struct IoVec
 
 /// <summary><c>struct msghdr</c>.</summary>
 [StructLayout(LayoutKind.Sequential)]
-public unsafe struct MsgHdr
+internal unsafe struct MsgHdr
 {
     /// <summary>Optional address (unconnected sockets).</summary>
     public void* Name;

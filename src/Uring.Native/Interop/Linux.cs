@@ -1,7 +1,7 @@
 namespace Uring.Native;
 
 /// <summary>Linux constants with the kernel's own names (x86_64 / aarch64 generic values).</summary>
-public static class Linux
+internal static class Linux
 {
 #pragma warning disable CS1591 // names are the kernel's; see its headers
     public const int AF_UNIX = 1;

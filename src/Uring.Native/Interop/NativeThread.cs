@@ -3,7 +3,7 @@ using System.Runtime.InteropServices;
 namespace Uring.Native;
 
 /// <summary>Scheduling settings for the calling thread.</summary>
-public static unsafe partial class NativeThread
+internal static unsafe partial class NativeThread
 {
     private const int SCHED_BATCH = 3;
 

@@ -1,7 +1,7 @@
 namespace Uring.Native;
 
-/// <summary>A system call failed at an edge of the library (set-up, registration).</summary>
-public sealed class RingException : Exception
+/// <summary>A ring system call failed: set-up, registration, or io_uring_enter when a full submission queue could not be flushed.</summary>
+internal sealed class RingException : Exception
 {
     /// <summary>Creates the exception for <paramref name="operation"/> failing with <paramref name="errno"/>.</summary>
     public RingException(string operation, int errno)

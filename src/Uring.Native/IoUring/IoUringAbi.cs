@@ -76,6 +76,7 @@ internal static class IoUringConstants
     internal const uint IORING_UNREGISTER_RING_FDS = 21;
     internal const uint IORING_REGISTER_PBUF_RING = 22;
     internal const uint IORING_UNREGISTER_PBUF_RING = 23;
+    internal const uint IORING_REGISTER_SYNC_CANCEL = 24;      // 6.0
     internal const uint IORING_REGISTER_PBUF_STATUS = 26;
 
     // io_uring_rsrc_register.flags
@@ -200,6 +201,17 @@ internal struct IoUringRsrcUpdate
     public uint Offset;
     public uint Resv;
     public ulong Data;
+}
+
+/// <summary>struct io_uring_sync_cancel_reg (REGISTER_SYNC_CANCEL).</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct IoUringSyncCancelReg
+{
+    public ulong Addr;
+    public int Fd;
+    public uint Flags;
+    public KernelTimespec Timeout;
+    public fixed ulong Pad[4];
 }
 
 [StructLayout(LayoutKind.Sequential)]

@@ -1,7 +1,7 @@
 namespace Uring.Native;
 
 /// <summary>io_uring opcodes (enum io_uring_op), minimum kernel beside each.</summary>
-public enum IoUringOp : byte
+internal enum IoUringOp : byte
 {
 #pragma warning disable CS1591 // names are the kernel's
     Nop = 0,              // 5.1

@@ -10,7 +10,7 @@ namespace Uring.Native;
 /// The kernel's io_uring. SQEs are written straight into the mmapped submission queue; one
 /// <c>io_uring_enter</c> per <see cref="SubmitAndWait"/> submits everything queued and reaps.
 /// </summary>
-public sealed unsafe partial class IoUringRing : IRing
+internal sealed unsafe partial class IoUringRing : IRing
 {
     // user_data reserved for the ring's own eventfd read (the wake); never surfaced.
     private const ulong WakeUserData = ulong.MaxValue;
@@ -117,7 +117,7 @@ public sealed unsafe partial class IoUringRing : IRing
     }
 
     /// <inheritdoc />
-    public RingEngine Engine => RingEngine.IoUring;
+    public string Description => "setup flags " + DescribeSetupFlags(SetupFlags);
 
     /// <inheritdoc />
     public int SubmissionQueueSize { get; }
@@ -173,24 +173,19 @@ public sealed unsafe partial class IoUringRing : IRing
     }
 
     /// <summary>
-    /// Creates a ring with <paramref name="entries"/> SQ entries and a 4x CQ, with every feature the
-    /// kernel offers (see <see cref="KernelProbe"/>).
+    /// Creates a ring with <paramref name="entries"/> SQ entries and a 4x CQ, using the features of
+    /// <paramref name="allowed"/> the kernel has (see <see cref="KernelProbe"/>), not yet enabled.
     /// </summary>
     /// <exception cref="RingException">io_uring_setup failed (ENOSYS, EPERM, ENOMEM...).</exception>
-    public static IoUringRing Create(int entries) => Create(new RingOptions { Engine = RingEngine.IoUring, Entries = entries });
-
-    internal static IoUringRing Create(RingOptions options)
+    public static IoUringRing Create(int entries, RingFeatures allowed = RingFeatures.All)
     {
-        int injected = options.InjectSetupErrno?.Invoke() ?? 0;
-        if (injected > 0) throw new RingException("io_uring_setup", injected);
-
         KernelProbe probe = KernelProbe.Current;
         if (probe.Problem is not null && probe.SetupErrno != 0) throw new RingException("io_uring_setup", probe.SetupErrno);
-        RingFeatures allowed = probe.Features & options.FeatureLimit & KernelProbe.Limit;
+        allowed &= probe.Features;
         uint wanted = 0;
         foreach (var (flag, feature) in s_optionalSetupFlags)
             if (feature == RingFeatures.None || (allowed & feature) != 0) wanted |= flag;
-        return CreateWithFlags(Math.Max(1, options.Entries), wanted & probe.SetupFlags, allowed);
+        return CreateWithFlags(Math.Max(1, entries), wanted & probe.SetupFlags, allowed);
     }
 
     /// <summary>
@@ -266,7 +261,7 @@ public sealed unsafe partial class IoUringRing : IRing
         }
     }
 
-    /// <inheritdoc />
+    /// <summary>True when the kernel's probe lists <paramref name="opcode"/>.</summary>
     public bool Supports(IoUringOp opcode) => _supported[(byte)opcode];
 
     /// <inheritdoc />
@@ -298,7 +293,7 @@ public sealed unsafe partial class IoUringRing : IRing
         ArmWake();
     }
 
-    private void ArmWake() => PrepareRead(_wake.Fd, (byte*)s_wakeSink, sizeof(ulong), 0, WakeUserData);
+    private void ArmWake() => PrepareRead(_wake.Fd, (byte*)s_wakeSink, sizeof(ulong), WakeUserData);
 
     /// <inheritdoc />
     public void Wake() => _wake.TrySignal();
@@ -356,7 +351,7 @@ public sealed unsafe partial class IoUringRing : IRing
                 case Errno.EAGAIN:
                     // CQ is full (or the kernel is short of memory): make room, then retry without waiting;
                     // a kernel that keeps refusing is the caller's error to handle, not a spin here.
-                    MoveCompletionsToBacklog();
+                    Reap(default, toBacklog: true);
                     wait = 0;
                     if (Unsubmitted == 0 && toSubmit > 0) return submitted;
                     if (++busy >= 64) return r;
@@ -372,23 +367,25 @@ public sealed unsafe partial class IoUringRing : IRing
     public int DrainCompletions(Span<Completion> destination)
     {
         int n = _backlog.Drain(destination);
-        n += DrainRing(destination.Slice(n));
+        n += Reap(destination.Slice(n), toBacklog: false);
         if (n < destination.Length && (Volatile.Read(ref *_sqFlags) & IORING_SQ_CQ_OVERFLOW) != 0)
         {
             // The kernel holds overflowed CQEs (FEAT_NODROP); GETEVENTS flushes them into the CQ.
             Enter(0, 0, IORING_ENTER_GETEVENTS, null, 0);
-            n += DrainRing(destination.Slice(n));
+            n += Reap(destination.Slice(n), toBacklog: false);
         }
         return n;
     }
 
-    private int DrainRing(Span<Completion> destination)
+    // Consumes CQEs into destination (as many as fit), or with toBacklog every one into the backlog
+    // (room in the CQ for the kernel). The ring's own wake reads are re-armed, never surfaced.
+    private int Reap(Span<Completion> destination, bool toBacklog)
     {
         uint head = *_cqHead;
         uint tail = Volatile.Read(ref *_cqTail); // acquire: CQE contents after the tail
         int n = 0;
         bool rearmWake = false;
-        while (head != tail && n < destination.Length)
+        while (head != tail && (toBacklog || n < destination.Length))
         {
             IoUringCqe* cqe = &_cqes[head & _cqMask];
             head++;
@@ -397,31 +394,13 @@ public sealed unsafe partial class IoUringRing : IRing
                 rearmWake = true;
                 continue;
             }
-            destination[n++] = Unsafe.As<IoUringCqe, Completion>(ref *cqe);
+            ref Completion completion = ref Unsafe.As<IoUringCqe, Completion>(ref *cqe);
+            if (toBacklog) _backlog.Add(in completion);
+            else destination[n++] = completion;
         }
         Volatile.Write(ref *_cqHead, head); // release: we are done reading those CQEs
         if (rearmWake) ArmWake();
         return n;
-    }
-
-    private void MoveCompletionsToBacklog()
-    {
-        uint head = *_cqHead;
-        uint tail = Volatile.Read(ref *_cqTail);
-        bool rearmWake = false;
-        while (head != tail)
-        {
-            IoUringCqe* cqe = &_cqes[head & _cqMask];
-            head++;
-            if (cqe->UserData == WakeUserData)
-            {
-                rearmWake = true;
-                continue;
-            }
-            _backlog.Add(in Unsafe.As<IoUringCqe, Completion>(ref *cqe));
-        }
-        Volatile.Write(ref *_cqHead, head);
-        if (rearmWake) ArmWake();
     }
 
     /// <summary>Next free SQE, zeroed. When the SQ is full, submits what it holds first.</summary>
@@ -434,7 +413,7 @@ public sealed unsafe partial class IoUringRing : IRing
             int r = SubmitAndWait(0, 0);
             if (r < 0) throw new RingException("io_uring_enter (SQ full)", r);
             if (_sqeTail - Volatile.Read(ref *_sqHead) >= (uint)SubmissionQueueSize)
-                MoveCompletionsToBacklog(); // nothing was consumed: the kernel wants CQ room
+                Reap(default, toBacklog: true); // nothing was consumed: the kernel wants CQ room
         }
         IoUringSqe* sqe = &_sqes[_sqeTail & _sqMask];
         *sqe = default;
@@ -442,6 +421,36 @@ public sealed unsafe partial class IoUringRing : IRing
         _prepared++;
         return sqe;
     }
+
+    // The prepares of the transport's operations are in Ops/, one file per opcode with its epoll
+    // emulation; these serve the ring itself (its wake read) and the probe.
+
+    private IoUringSqe* Prep(IoUringOp op, int fd, ulong userData)
+    {
+        IoUringSqe* sqe = NextSqe();
+        sqe->Opcode = (byte)op;
+        sqe->Fd = fd;
+        sqe->UserData = userData;
+        return sqe;
+    }
+
+    // An operation on length bytes at address (liburing's io_uring_prep_rw).
+    private IoUringSqe* PrepRw(IoUringOp op, int fd, void* address, int length, ulong userData)
+    {
+        IoUringSqe* sqe = Prep(op, fd, userData);
+        sqe->Addr = (ulong)address;
+        sqe->Len = (uint)length;
+        return sqe;
+    }
+
+    /// <summary>A zeroed SQE with opcode, fd and user_data set, for fields no prepare method covers (probing).</summary>
+    internal IoUringSqe* PrepareRaw(IoUringOp op, int fd, ulong userData) => Prep(op, fd, userData);
+
+    /// <summary>IORING_OP_NOP (5.1).</summary>
+    internal void PrepareNop(ulong userData) => Prep(IoUringOp.Nop, -1, userData);
+
+    /// <summary>IORING_OP_READ (5.6) at offset 0 (an eventfd ignores it).</summary>
+    private void PrepareRead(int fd, byte* buffer, int length, ulong userData) => PrepRw(IoUringOp.Read, fd, buffer, length, userData);
 
     /// <inheritdoc />
     public int RegisterBufferRing(ProvidedBufferRing buffers) => RegisterBufferRing(buffers, 0);
@@ -479,29 +488,21 @@ public sealed unsafe partial class IoUringRing : IRing
     }
 
     /// <inheritdoc />
-    public int RegisterBuffers(ReadOnlySpan<IoVec> buffers)
+    /// <remarks>IORING_REGISTER_SYNC_CANCEL (6.0), matched by user_data.</remarks>
+    public int CancelSync(ulong targetUserData, int timeoutMs)
     {
-        fixed (IoVec* iov = buffers)
-            return Register(IORING_REGISTER_BUFFERS, iov, (uint)buffers.Length);
-    }
-
-    /// <inheritdoc />
-    public int UnregisterBuffers() => Register(IORING_UNREGISTER_BUFFERS, null, 0);
-
-    /// <inheritdoc />
-    public int RegisterBufferTable(int count)
-    {
-        IoUringRsrcRegister reg = new() { Nr = (uint)count, Flags = IORING_RSRC_REGISTER_SPARSE };
-        return Register(IORING_REGISTER_BUFFERS2, &reg, (uint)sizeof(IoUringRsrcRegister));
-    }
-
-    /// <inheritdoc />
-    public int UpdateBuffer(int index, void* address, nuint length)
-    {
-        IoVec iov = new() { Base = address, Length = length };
-        ulong tag = 0;
-        IoUringRsrcUpdate2 update = new() { Offset = (uint)index, Data = (ulong)&iov, Tags = (ulong)&tag, Nr = 1 };
-        return Register(IORING_REGISTER_BUFFERS_UPDATE, &update, (uint)sizeof(IoUringRsrcUpdate2));
+        if ((Features & RingFeatures.SyncCancel) == 0) return -Errno.EINVAL;
+        IoUringSyncCancelReg reg = default;
+        reg.Addr = targetUserData;
+        reg.Fd = -1;
+        reg.Timeout.TvSec = timeoutMs / 1000;
+        reg.Timeout.TvNsec = timeoutMs % 1000 * 1_000_000L;
+        int r = Register(IORING_REGISTER_SYNC_CANCEL, &reg, 1);
+        // With DEFER_TASKRUN the cancelled request's last steps (its wait-queue entry gone, its
+        // completion posted, its file let go) are task work that runs only when the owner enters:
+        // one enter that waits for nothing, which even a ring that drops completions answers.
+        if (r == 0) Enter(0, 0, IORING_ENTER_GETEVENTS, null, 0);
+        return r;
     }
 
     /// <summary>

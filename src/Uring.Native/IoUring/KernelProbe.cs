@@ -12,15 +12,20 @@ namespace Uring.Native;
 /// zero-copy usage reports, bundles, sparse registrations, socket commands. Rings take their
 /// <see cref="IRing.Features"/> from here.
 /// </summary>
-public sealed unsafe class KernelProbe
+internal sealed unsafe class KernelProbe
 {
     private static readonly Lazy<KernelProbe> s_current = new(Run, LazyThreadSafetyMode.ExecutionAndPublication);
 
     /// <summary>
-    /// Test hook: features no ring in this process may use, as if the kernel lacked them (for
-    /// running the suites as on older kernels). Default: none withheld.
+    /// Opcodes the transport issues (accept, receive, send, connect, close, cancel) and the ring
+    /// itself does (NOP for the set-up round trip, READ of its wake eventfd). The zero-copy send is
+    /// optional: used only where the kernel has it (<see cref="RingFeatures.SendZcReportUsage"/>).
     /// </summary>
-    internal static RingFeatures Limit { get; set; } = RingFeatures.All;
+    public static readonly IoUringOp[] RequiredOps =
+    [
+        IoUringOp.Nop, IoUringOp.Accept, IoUringOp.Recv, IoUringOp.Send, IoUringOp.SendMsg,
+        IoUringOp.Connect, IoUringOp.Read, IoUringOp.Close, IoUringOp.AsyncCancel,
+    ];
 
     private KernelProbe(string? problem, int setupErrno, uint setupFlags, uint kernelFeatureFlags, RingFeatures features)
     {
@@ -49,15 +54,10 @@ public sealed unsafe class KernelProbe
     /// <summary>The optional features found.</summary>
     public RingFeatures Features { get; }
 
-    /// <summary>"setup flags X|Y; features A, B" for the engine log line, after the test limit.</summary>
-    public string Describe()
-    {
-        RingFeatures features = Features & Limit;
-        var text = new StringBuilder("setup flags ").Append(IoUringRing.DescribeSetupFlags(SetupFlags));
-        text.Append("; features ").Append(Names(features));
-        if (Limit != RingFeatures.All) text.Append(" (limited by a test mask)");
-        return text.ToString();
-    }
+    /// <summary>"setup flags X|Y; features A, B" for the engine log line: the features of <paramref name="allowed"/> the kernel has.</summary>
+    public string Describe(RingFeatures allowed) =>
+        new StringBuilder("setup flags ").Append(IoUringRing.DescribeSetupFlags(SetupFlags))
+            .Append("; features ").Append(Names(Features & allowed)).ToString();
 
     /// <summary>"MultishotAccept, MultishotRecv, ..." (or "none") for a set of features.</summary>
     public static string Names(RingFeatures features)
@@ -68,9 +68,44 @@ public sealed unsafe class KernelProbe
         return names.Count == 0 ? "none" : string.Join(", ", names);
     }
 
-    /// <summary>Runs the probe for <paramref name="injectedSetupErrno"/> (a test hook) without caching it.</summary>
-    internal static KernelProbe Injected(int injectedSetupErrno) =>
-        new($"io_uring_setup failed: {Errno.Describe(injectedSetupErrno)}", injectedSetupErrno, 0, 0, RingFeatures.None);
+    /// <summary>The probe's answer had io_uring_setup failed with <paramref name="setupErrno"/> (a test's injection), not cached.</summary>
+    internal static KernelProbe Refused(int setupErrno) =>
+        new($"io_uring_setup failed: {Errno.Describe(setupErrno)}", setupErrno, 0, 0, RingFeatures.None);
+
+    /// <summary>What an io_uring_setup errno usually means, for operators.</summary>
+    public static string Explain(int errno)
+    {
+        switch (Errno.Magnitude(errno))
+        {
+            case Errno.ENOSYS:
+                return "this kernel has no io_uring (built without it, or older than 5.1); io_uring needs Linux 5.19+ here";
+            case Errno.EPERM:
+            case Errno.EACCES:
+                string sysctl = ReadSysctl("/proc/sys/kernel/io_uring_disabled");
+                return sysctl switch
+                {
+                    "2" => "kernel.io_uring_disabled=2 (io_uring disabled for every process)",
+                    "1" => "kernel.io_uring_disabled=1 (io_uring only for members of kernel.io_uring_group)",
+                    _ => $"kernel.io_uring_disabled={sysctl}; a seccomp filter (e.g. Docker's default profile) or an LSM is blocking io_uring",
+                };
+            case Errno.ENOMEM:
+                return "not enough locked memory (RLIMIT_MEMLOCK; kernels before 5.12 charge rings to it)";
+            case Errno.EINVAL:
+                return "the kernel rejected the ring parameters";
+            default:
+                return "io_uring_setup is not available";
+        }
+    }
+
+    private static string ReadSysctl(string path)
+    {
+        try
+        {
+            return File.Exists(path) ? File.ReadAllText(path).Trim() : "absent";
+        }
+        catch (IOException) { return "unreadable"; }
+        catch (UnauthorizedAccessException) { return "unreadable"; }
+    }
 
     private static KernelProbe Run()
     {
@@ -119,7 +154,7 @@ public sealed unsafe class KernelProbe
 
     private static string? CheckRequired(IoUringRing ring)
     {
-        var missing = RingFactory.RequiredOps.Where(op => !ring.Supports(op)).ToArray();
+        var missing = RequiredOps.Where(op => !ring.Supports(op)).ToArray();
         if (missing.Length > 0)
             return $"the kernel lacks opcodes {string.Join(", ", missing.Select(o => "IORING_OP_" + o.ToString().ToUpperInvariant()))}";
         if ((ring.KernelFeatureFlags & IORING_FEAT_FAST_POLL) == 0)
@@ -164,8 +199,11 @@ public sealed unsafe class KernelProbe
         if (ring.Supports(IoUringOp.SendZc))
         {
             found |= RingFeatures.SendZc;
-            if (FlagAccepted(ring, IoUringOp.SendZc, IORING_SEND_ZC_REPORT_USAGE, bufferSelect: false)) found |= RingFeatures.SendZcReportUsage;
+            // The transport sends zero-copy with SENDMSG_ZC (6.1), and only where usage is reported (6.2).
+            if (ring.Supports(IoUringOp.SendMsgZc) && FlagAccepted(ring, IoUringOp.SendZc, IORING_SEND_ZC_REPORT_USAGE, bufferSelect: false))
+                found |= RingFeatures.SendZcReportUsage;
         }
+        if (TrySyncCancel(ring)) found |= RingFeatures.SyncCancel;
         // Bundles and incremental buffers had ordering bugs in 6.13 and 6.14 (liburing #1409, #1423).
         Version kernel = Environment.OSVersion.Version;
         bool buggyBufferRings = kernel.Major == 6 && kernel.Minor is 13 or 14;
@@ -221,6 +259,16 @@ public sealed unsafe class KernelProbe
         return WaitOne(ring, token, out Completion c) == 1 && c.Result >= 0; // EINVAL before 5.19
     }
 
+    // Before 6.0 the opcode is unknown (EINVAL); after, a user_data nothing was submitted with is ENOENT.
+    private static bool TrySyncCancel(IoUringRing ring)
+    {
+        IoUringSyncCancelReg reg = default;
+        reg.Addr = 0x5C;
+        reg.Fd = -1;
+        reg.Timeout.TvSec = reg.Timeout.TvNsec = -1;
+        return ring.Register(IORING_REGISTER_SYNC_CANCEL, &reg, 1) == -Errno.ENOENT;
+    }
+
     private static bool TrySparseRegistration(IoUringRing ring, uint register, uint unregister)
     {
         IoUringRsrcRegister reg = new() { Nr = 1, Flags = IORING_RSRC_REGISTER_SPARSE };
@@ -260,7 +308,7 @@ public sealed unsafe class KernelProbe
         if (ring.RegisterBufferRing(buffers) < 0) return false;
         try
         {
-            ring.PrepareRecvMultishot(receiver, buffers.GroupId, 0, token);
+            ring.PrepareRecvMultishot(receiver, buffers.GroupId, token);
             byte one = 1;
             Libc.write(sender, &one, 1);
             bool came = WaitOne(ring, token, out Completion c) == 1;

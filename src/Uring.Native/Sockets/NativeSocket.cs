@@ -5,15 +5,16 @@ namespace Uring.Native;
 
 /// <summary>
 /// Thin socket calls over raw file descriptors, used at the edges (listen, connect set-up, options).
-/// Throwing variants are for set-up; the data path goes through a ring.
+/// Throwing variants are for set-up and throw <see cref="System.Net.Sockets.SocketException"/>
+/// (the errno mapped as .NET maps it); the data path goes through a ring.
 /// </summary>
-public static unsafe class NativeSocket
+internal static unsafe class NativeSocket
 {
     /// <summary>Creates a non-blocking, close-on-exec stream socket for <paramref name="family"/>.</summary>
     public static int CreateStream(int family)
     {
         int fd = Libc.socket(family, Linux.SOCK_STREAM | Linux.SOCK_NONBLOCK | Linux.SOCK_CLOEXEC, 0);
-        if (fd < 0) throw new RingException("socket", Libc.Errno);
+        if (fd < 0) throw Errno.SocketFailure("socket", Libc.Errno);
         return fd;
     }
 
@@ -21,39 +22,32 @@ public static unsafe class NativeSocket
     /// Creates a listening socket bound to <paramref name="endPoint"/>. With <paramref name="reusePort"/>
     /// several sockets may bind the same port and the kernel spreads connections among them.
     /// </summary>
-    public static int Listen(EndPoint endPoint, int backlog, bool reusePort)
-    {
-        int fd = CreateBound(endPoint, reusePort);
-        try
-        {
-            Listen(fd, backlog);
-            return fd;
-        }
-        catch
-        {
-            Libc.close(fd);
-            throw;
-        }
-    }
+    public static int Listen(EndPoint endPoint, int backlog, bool reusePort) =>
+        Owned(CreateBound(endPoint, reusePort), fd => Listen(fd, backlog));
 
     /// <summary>
     /// A stream socket bound to <paramref name="endPoint"/>, not yet listening (TCP: SO_REUSEADDR,
     /// dual-stack for [::], SO_REUSEPORT when asked).
     /// </summary>
-    /// <exception cref="RingException">socket, setsockopt or bind failed (EADDRINUSE when the address is taken).</exception>
-    public static int CreateBound(EndPoint endPoint, bool reusePort)
+    /// <exception cref="System.Net.Sockets.SocketException">socket, setsockopt or bind failed (AddressAlreadyInUse when the address is taken).</exception>
+    public static int CreateBound(EndPoint endPoint, bool reusePort) => Owned(CreateStream(SockAddr.FamilyOf(endPoint)), fd =>
     {
-        int fd = CreateStream(SockAddr.FamilyOf(endPoint));
+        if (endPoint is IPEndPoint ip)
+        {
+            SetOption(fd, Linux.SOL_SOCKET, Linux.SO_REUSEADDR, 1);
+            if (reusePort) SetOption(fd, Linux.SOL_SOCKET, Linux.SO_REUSEPORT, 1);
+            if (ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 && ip.Address.Equals(IPAddress.IPv6Any))
+                SetOption(fd, Linux.IPPROTO_IPV6, Linux.IPV6_V6ONLY, 0); // dual-stack, as Kestrel does for [::]
+        }
+        Bind(fd, endPoint);
+    });
+
+    // Sets up a new fd; when that throws, the fd is closed (nothing else owns it yet).
+    private static int Owned(int fd, Action<int> setUp)
+    {
         try
         {
-            if (endPoint is IPEndPoint ip)
-            {
-                SetOption(fd, Linux.SOL_SOCKET, Linux.SO_REUSEADDR, 1);
-                if (reusePort) SetOption(fd, Linux.SOL_SOCKET, Linux.SO_REUSEPORT, 1);
-                if (ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 && ip.Address.Equals(IPAddress.IPv6Any))
-                    SetOption(fd, Linux.IPPROTO_IPV6, Linux.IPV6_V6ONLY, 0); // dual-stack, as Kestrel does for [::]
-            }
-            Bind(fd, endPoint);
+            setUp(fd);
             return fd;
         }
         catch
@@ -64,10 +58,10 @@ public static unsafe class NativeSocket
     }
 
     /// <summary>listen(2).</summary>
-    /// <exception cref="RingException">listen failed.</exception>
+    /// <exception cref="System.Net.Sockets.SocketException">listen failed.</exception>
     public static void Listen(int fd, int backlog)
     {
-        if (Libc.listen(fd, backlog) < 0) throw new RingException("listen", Libc.Errno);
+        if (Libc.listen(fd, backlog) < 0) throw Errno.SocketFailure("listen", Libc.Errno);
     }
 
     /// <summary>
@@ -129,7 +123,7 @@ public static unsafe class NativeSocket
         if (Libc.bind(fd, addr, len) < 0)
         {
             int errno = Libc.Errno;
-            throw new RingException($"bind to {endPoint}", errno);
+            throw Errno.SocketFailure($"bind to {endPoint}", errno);
         }
     }
 
@@ -141,7 +135,7 @@ public static unsafe class NativeSocket
     public static void SetOption(int fd, int level, int name, int value)
     {
         int r = TrySetOption(fd, level, name, value);
-        if (r < 0) throw new RingException($"setsockopt({level},{name})", r);
+        if (r < 0) throw Errno.SocketFailure($"setsockopt({level},{name})", r);
     }
 
     /// <summary>Reads an integer socket option; returns the value, or a negative errno.</summary>

@@ -6,7 +6,7 @@ using System.Text;
 namespace Uring.Native;
 
 /// <summary>Converts between .NET endpoints and kernel <c>sockaddr</c> bytes.</summary>
-public static unsafe class SockAddr
+internal static unsafe class SockAddr
 {
     /// <summary>Large enough for any sockaddr we use (sockaddr_un is 110 bytes, sockaddr_in6 28).</summary>
     public const int MaxSize = 128;

@@ -21,7 +21,7 @@ internal static class Connector
             case IPEndPoint or UnixDomainSocketEndPoint:
                 return await ConnectOperation.StartAsync(group, endPoint, options, cancellationToken).ConfigureAwait(false);
             case DnsEndPoint dns:
-                IPAddress[] addresses = await (options.ResolveHost ?? Dns.GetHostAddressesAsync)(dns.Host, dns.AddressFamily, cancellationToken).ConfigureAwait(false);
+                IPAddress[] addresses = await (group.Environment.ResolveHost ?? Dns.GetHostAddressesAsync)(dns.Host, dns.AddressFamily, cancellationToken).ConfigureAwait(false);
                 SocketException? last = null;
                 foreach (IPAddress address in addresses)
                 {

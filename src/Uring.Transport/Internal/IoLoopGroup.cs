@@ -1,68 +1,74 @@
-using System.IO.Pipelines;
 using Microsoft.Extensions.Logging;
 using Uring.Native;
 
 namespace Uring.Transport.Internal;
 
-/// <summary>The transport's I/O loops (one per <see cref="UringTransportOptions.RingCount"/>) and their shared memory pool.</summary>
+/// <summary>The transport's I/O loops (one per <see cref="UringTransportOptions.RingCount"/>), their shared memory pool, and what their connections share.</summary>
 internal sealed class IoLoopGroup
 {
+    private readonly object _gate = new();
+    private ConnectionOptions[] _connectionOptions = [];
     private int _next = -1;
 
-    private IoLoopGroup(IoLoop[] loops, PinnedBlockMemoryPool pool, PipeScheduler applicationScheduler, ILogger logger, EngineSelection selection)
+    private IoLoopGroup(IoLoop[] loops, ILogger logger, EngineSelection selection, TransportEnvironment environment)
     {
         Loops = loops;
-        Pool = pool;
-        ApplicationScheduler = applicationScheduler;
         Logger = logger;
         Selection = selection;
+        Environment = environment;
     }
 
     public IoLoop[] Loops { get; }
 
-    public PinnedBlockMemoryPool Pool { get; }
-
-    public PipeScheduler ApplicationScheduler { get; }
+    public PinnedBlockMemoryPool Pool { get; } = new();
 
     public ILogger Logger { get; }
 
     public EngineSelection Selection { get; }
 
-    /// <summary>The next loop, round-robin, skipping loops that stopped (a faulted one); any loop when none runs.</summary>
-    public IoLoop NextLoop()
+    public TransportEnvironment Environment { get; }
+
+    /// <summary>The next loop, round-robin, skipping loops that stopped (a faulted one); <paramref name="fallback"/> (or any loop) when none runs.</summary>
+    public IoLoop NextLoop(IoLoop? fallback = null)
     {
-        IoLoop loop = Loops[0];
         for (int tries = 0; tries < Loops.Length; tries++)
         {
-            loop = Loops[(int)((uint)Interlocked.Increment(ref _next) % (uint)Loops.Length)];
-            if (loop.IsRunning) break;
+            IoLoop loop = Loops[(int)((uint)Interlocked.Increment(ref _next) % (uint)Loops.Length)];
+            if (loop.IsRunning) return loop;
         }
-        return loop;
+        return fallback ?? Loops[0];
     }
 
-    public static async Task<IoLoopGroup> StartAsync(UringTransportOptions options, ILogger logger)
+    /// <summary>
+    /// What connections opened with <paramref name="options"/> share on these loops (their pipe
+    /// options, built once per loop): one per shape of limits and scheduling, kept for the group's life.
+    /// </summary>
+    public ConnectionOptions ConnectionOptionsFor(UringTransportOptions options)
     {
-        var ringOptions = new RingOptions
+        long maxRead = options.MaxReadBufferSize ?? 0, maxWrite = options.MaxWriteBufferSize ?? 0;
+        bool inline = options.UnsafePreferInlineScheduling;
+        ConnectionOptions[] known = Volatile.Read(ref _connectionOptions);
+        foreach (ConnectionOptions c in known)
+            if (c.MaxRead == maxRead && c.MaxWrite == maxWrite && c.Inline == inline) return c;
+        lock (_gate)
         {
-            Engine = (RingEngine)options.Engine,
-            Entries = options.RingEntries,
-            InjectSetupErrno = options.InjectSetupErrno,
-            FeatureLimit = options.FeatureLimit,
-        };
-        EngineSelection selection = RingFactory.Select(ringOptions);
+            foreach (ConnectionOptions c in _connectionOptions)
+                if (c.MaxRead == maxRead && c.MaxWrite == maxWrite && c.Inline == inline) return c;
+            var created = new ConnectionOptions(this, maxRead, maxWrite, inline);
+            Volatile.Write(ref _connectionOptions, [.. _connectionOptions, created]);
+            return created;
+        }
+    }
 
+    public static async Task<IoLoopGroup> StartAsync(UringTransportOptions options, ILogger logger, TransportEnvironment environment)
+    {
+        EngineSelection selection = EngineSelector.Select(options, environment);
+        var settings = new LoopSettings(selection.Engine, options.RingEntries, selection.Features, options.ProvidedBufferCount,
+            options.ProvidedBufferSize, options.ZeroCopySendThreshold, environment);
         var loops = new IoLoop[options.RingCount];
         int[]? cpus = LoopCpus(options.LoopAffinity, options.RingCount);
         for (int i = 0; i < loops.Length; i++)
-        {
-            int index = i;
-            Func<IRing, IRing>? decorate = options.DecorateRing is { } d ? ring => d(ring, index) : null;
-            loops[i] = new IoLoop(i, selection.Engine, ringOptions, options.ProvidedBufferCount, options.ProvidedBufferSize, logger, decorate,
-                cpus is null ? null : cpus[i % cpus.Length], options.ZeroCopySendThreshold)
-            {
-                KeepZeroCopy = options.KeepZeroCopy,
-            };
-        }
+            loops[i] = new IoLoop(i, settings, logger, cpus is null ? null : cpus[i % cpus.Length]);
         try
         {
             await Task.WhenAll(loops.Select(l => l.StartAsync())).ConfigureAwait(false);
@@ -73,18 +79,13 @@ internal sealed class IoLoopGroup
             await Task.WhenAll(loops.Select(l => l.Stopped)).ConfigureAwait(false);
             throw new InvalidOperationException(
                 $"The Uring transport could not start its I/O loops on {selection.Engine} ({selection.Reason}): {e.Message}. " +
-                "Set UringTransportOptions.Engine (or URING_TRANSPORT_ENGINE) to Auto or Epoll to fall back to epoll.", e);
+                $"Set UringTransportOptions.Engine (or {EngineSelector.EnvironmentVariable}) to Auto or Epoll to fall back to epoll.", e);
         }
 
-        string reason = selection.Reason;
-        if (selection.Engine == RingEngine.IoUring && !reason.Contains("features", StringComparison.Ordinal))
-            reason += $" ({KernelProbe.Current.Describe()})";
-        UringLog.EngineSelected(logger, selection.Engine, loops.Length, reason);
-        var pool = new PinnedBlockMemoryPool();
-        PipeScheduler scheduler = options.UnsafePreferInlineScheduling ? PipeScheduler.Inline : PipeScheduler.ThreadPool;
-        var group = new IoLoopGroup(loops, pool, scheduler, logger, selection);
+        UringLog.EngineSelected(logger, selection.Engine, loops.Length, selection.Reason);
+        var group = new IoLoopGroup(loops, logger, selection, environment);
         UringMetrics.Register(group);
-        options.GroupStarted?.Invoke(group);
+        environment.GroupStarted?.Invoke(group);
         return group;
     }
 

@@ -4,7 +4,8 @@ using Uring.Native;
 namespace Uring.Transport.Internal;
 
 /// <summary>
-/// Who runs which <see cref="IoLoopGroup"/> in this process, so that client connections share loops
+/// Who runs which <see cref="IoLoopGroup"/> in this process (in one <see cref="TransportEnvironment"/>:
+/// the product's is <see cref="TransportEnvironment.Default"/>), so that client connections share loops
 /// instead of each starting their own:
 /// <list type="bullet">
 /// <item>A server (<see cref="UringTransportFactory"/>) publishes its group while it has listeners.
@@ -16,17 +17,14 @@ namespace Uring.Transport.Internal;
 /// </summary>
 internal sealed class IoLoopGroupRegistry
 {
-    /// <summary>The process's registry.</summary>
-    public static IoLoopGroupRegistry Shared { get; } = new();
-
     private readonly object _gate = new();
     private readonly List<Entry> _servers = new(); // published server groups, oldest first
     private readonly Dictionary<ClientGroupKey, Entry> _clients = new();
 
     /// <summary>Starts a server's group and publishes it until <see cref="ReleaseServerGroupAsync"/>.</summary>
-    public async Task<IoLoopGroup> StartServerGroupAsync(UringTransportOptions options, ILogger logger)
+    public async Task<IoLoopGroup> StartServerGroupAsync(UringTransportOptions options, ILogger logger, TransportEnvironment environment)
     {
-        IoLoopGroup group = await IoLoopGroup.StartAsync(options, logger).ConfigureAwait(false);
+        IoLoopGroup group = await IoLoopGroup.StartAsync(options, logger, environment).ConfigureAwait(false);
         lock (_gate)
             _servers.Add(new Entry(Task.FromResult(group), key: null) { ServerHolds = true });
         return group;
@@ -57,9 +55,9 @@ internal sealed class IoLoopGroupRegistry
     /// <paramref name="options"/> asks for, else the shared client group for these options (started
     /// on first use). Dispose the lease once its connections are closed.
     /// </summary>
-    public async ValueTask<ClientLease> AcquireClientAsync(UringTransportOptions options, ILogger logger, CancellationToken cancellationToken)
+    public async ValueTask<ClientLease> AcquireClientAsync(UringTransportOptions options, ILogger logger, TransportEnvironment environment, CancellationToken cancellationToken)
     {
-        RingEngine requested = RequestedEngine(options);
+        UringEngine requested = EngineSelector.Requested(options.Engine, out _);
         Entry? entry;
         TaskCompletionSource<IoLoopGroup>? start = null;
         lock (_gate)
@@ -78,7 +76,7 @@ internal sealed class IoLoopGroupRegistry
             entry.Leases++;
         }
         if (start is not null)
-            _ = StartClientGroupAsync(entry, start, options, logger);
+            _ = StartClientGroupAsync(entry, start, options, logger, environment);
 
         IoLoopGroup group;
         try
@@ -93,11 +91,12 @@ internal sealed class IoLoopGroupRegistry
         return new ClientLease(group, sharedWithServer: entry.Key is null, () => ReleaseAsync(entry));
     }
 
-    private async Task StartClientGroupAsync(Entry entry, TaskCompletionSource<IoLoopGroup> start, UringTransportOptions options, ILogger logger)
+    private async Task StartClientGroupAsync(Entry entry, TaskCompletionSource<IoLoopGroup> start, UringTransportOptions options, ILogger logger,
+        TransportEnvironment environment)
     {
         try
         {
-            IoLoopGroup group = await IoLoopGroup.StartAsync(options, logger).ConfigureAwait(false);
+            IoLoopGroup group = await IoLoopGroup.StartAsync(options, logger, environment).ConfigureAwait(false);
             UringLog.ClientLoopsStarted(logger, group.Selection.Engine, group.Loops.Length);
             start.SetResult(group);
         }
@@ -111,13 +110,13 @@ internal sealed class IoLoopGroupRegistry
         }
     }
 
-    private Entry? FindServerGroup(RingEngine requested)
+    private Entry? FindServerGroup(UringEngine requested)
     {
         // Newest first: an older server may be about to stop.
         for (int i = _servers.Count - 1; i >= 0; i--)
         {
             Entry entry = _servers[i];
-            if (requested == RingEngine.Auto || entry.Group!.Selection.Engine == requested)
+            if (requested == UringEngine.Auto || entry.Group!.Selection.Engine == requested)
                 return entry;
         }
         return null;
@@ -143,13 +142,6 @@ internal sealed class IoLoopGroupRegistry
         await group.StopAsync().ConfigureAwait(false);
     }
 
-    /// <summary>The engine a client asks for: <c>URING_TRANSPORT_ENGINE</c> overrides the options, as for servers.</summary>
-    private static RingEngine RequestedEngine(UringTransportOptions options)
-    {
-        string? env = Environment.GetEnvironmentVariable(RingOptions.EngineEnvironmentVariable);
-        return string.IsNullOrWhiteSpace(env) ? (RingEngine)options.Engine : RingFactory.ParseEngine(env);
-    }
-
     /// <summary>A running (or starting) group and who holds it. Guarded by the registry's lock.</summary>
     private sealed class Entry(Task<IoLoopGroup> started, ClientGroupKey? key)
     {
@@ -165,15 +157,18 @@ internal sealed class IoLoopGroupRegistry
         public bool ServerHolds { get; set; }
     }
 
-    /// <summary>The options that shape a group (loops, rings, buffers): clients with equal keys share one.</summary>
+    /// <summary>
+    /// The options that shape a group's loops (engine, rings, buffers, CPUs, kernel features, zero-copy):
+    /// clients with equal keys share one. Connection limits and scheduling are per connection
+    /// (<see cref="IoLoopGroup.ConnectionOptionsFor"/>), not part of the key.
+    /// </summary>
     private sealed record ClientGroupKey(
-        RingEngine Engine, int RingCount, int RingEntries, int ProvidedBufferSize, int ProvidedBufferCount,
-        Func<int>? InjectSetupErrno, Action<IoLoopGroup>? GroupStarted, RingFeatures FeatureLimit, Func<IRing, int, IRing>? DecorateRing,
-        LoopAffinity LoopAffinity)
+        UringEngine Engine, int RingCount, int RingEntries, int ProvidedBufferSize, int ProvidedBufferCount, LoopAffinity LoopAffinity,
+        string DisabledKernelFeatures, int ZeroCopySendThreshold)
     {
-        public static ClientGroupKey For(UringTransportOptions o, RingEngine requested) =>
-            new(requested, o.RingCount, o.RingEntries, o.ProvidedBufferSize, o.ProvidedBufferCount, o.InjectSetupErrno, o.GroupStarted,
-                o.FeatureLimit, o.DecorateRing, o.LoopAffinity);
+        public static ClientGroupKey For(UringTransportOptions o, UringEngine requested) =>
+            new(requested, o.RingCount, o.RingEntries, o.ProvidedBufferSize, o.ProvidedBufferCount, o.LoopAffinity,
+                string.Join(',', KernelProbe.Names(EngineSelector.ParseFeatures(o.DisabledKernelFeatures))), o.ZeroCopySendThreshold);
     }
 
     /// <summary>A client's hold on a running group; disposing it releases the hold once.</summary>

@@ -51,10 +51,6 @@ internal sealed class PinnedBlockMemoryPool : MemoryPool<byte>
     public const int BlockSize = 4096;
     private const int BlocksPerSlab = 32; // 128 KiB slabs
 
-    // Memory the kernel may still read (a send whose completion never came, at a loop's teardown):
-    // rooted here for good, so it is neither handed out again nor collected.
-    private static readonly ConcurrentBag<object> s_retired = new();
-
     private readonly ConcurrentQueue<Block> _free = new();
 
     // Rentals above BlockSize: pinned arrays by power-of-two size (8 KiB to 1 MiB), a few of each kept.
@@ -125,26 +121,26 @@ internal sealed class PinnedBlockMemoryPool : MemoryPool<byte>
 
     /// <summary>
     /// Takes the blocks behind <paramref name="memory"/> out of circulation: when their owner
-    /// returns them, they are kept aside for the life of the process instead of being rented again.
-    /// For memory the kernel may still read.
+    /// returns them, they are kept aside for the life of the process (<see cref="Internal.Retired"/>)
+    /// instead of being rented again. For memory the kernel may still read or write.
     /// </summary>
-    public void Retire(in ReadOnlySequence<byte> memory)
+    public static void Retire(in ReadOnlySequence<byte> memory)
     {
         foreach (ReadOnlyMemory<byte> segment in memory)
         {
             if (MemoryMarshal.TryGetMemoryManager(segment, out Block? block))
             {
                 block.Retired = true;
-                s_retired.Add(block); // rooted now: its owner may never return it
+                Retired.Keep(block); // rooted now: its owner may never return it
             }
             else if (MemoryMarshal.TryGetMemoryManager(segment, out Oversized? oversized))
             {
                 oversized.Retired = true;
-                s_retired.Add(oversized);
+                Retired.Keep(oversized);
             }
             else if (MemoryMarshal.TryGetArray(segment, out ArraySegment<byte> array) && array.Array is { } bytes)
             {
-                s_retired.Add(bytes); // not ours (a caller's own memory): at least never collected
+                Retired.Keep(bytes); // not ours (a caller's own memory): at least never collected
             }
         }
     }

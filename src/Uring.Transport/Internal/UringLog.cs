@@ -1,6 +1,5 @@
 using System.Net;
 using Microsoft.Extensions.Logging;
-using Uring.Native;
 
 namespace Uring.Transport.Internal;
 
@@ -10,7 +9,7 @@ internal static partial class UringLog
     public const string Category = "Uring.Transport";
 
     [LoggerMessage(1, LogLevel.Information, "Uring transport: engine {Engine}, {RingCount} I/O loop(s). {Reason}")]
-    public static partial void EngineSelected(ILogger logger, RingEngine engine, int ringCount, string reason);
+    public static partial void EngineSelected(ILogger logger, UringEngine engine, int ringCount, string reason);
 
     [LoggerMessage(2, LogLevel.Debug, "Listening on {EndPoint} with {AcceptorCount} acceptor(s).")]
     public static partial void ListenerBound(ILogger logger, EndPoint endPoint, int acceptorCount);
@@ -19,7 +18,7 @@ internal static partial class UringLog
     public static partial void AcceptFailed(ILogger logger, EndPoint endPoint, string error, int delayMs);
 
     [LoggerMessage(4, LogLevel.Debug, "I/O loop {LoopIndex} started on {Engine}: {Detail}.")]
-    public static partial void LoopStarted(ILogger logger, int loopIndex, RingEngine engine, string detail);
+    public static partial void LoopStarted(ILogger logger, int loopIndex, UringEngine engine, string detail);
 
     [LoggerMessage(10, LogLevel.Debug, "Connection {ConnectionId} accepted on loop {LoopIndex} from {RemoteEndPoint}.")]
     public static partial void ConnectionAccepted(ILogger logger, string connectionId, int loopIndex, EndPoint? remoteEndPoint);
@@ -63,6 +62,15 @@ internal static partial class UringLog
     [LoggerMessage(25, LogLevel.Warning, "I/O loop {LoopIndex} exits with {Count} handler(s) still open: closing them now.")]
     public static partial void LoopReleasedHandlers(ILogger logger, int loopIndex, int count);
 
+    [LoggerMessage(27, LogLevel.Warning, "I/O loop {LoopIndex}: an operation could not be queued ({Error}); the connection or listener it was for is aborted or retried.")]
+    public static partial void PrepareFailed(ILogger logger, int loopIndex, string error);
+
+    [LoggerMessage(8, LogLevel.Warning, "Accepting on {EndPoint} paused: about {Open} of the process's {Limit} file descriptors are open, and {Reserve} are kept for the runtime. Accepting resumes as soon as a connection closes (or within {MaxPauseMs} ms).")]
+    public static partial void AcceptPausedForFds(ILogger logger, System.Net.EndPoint endPoint, long open, long limit, long reserve, int maxPauseMs);
+
+    [LoggerMessage(28, LogLevel.Warning, "I/O loop {LoopIndex} failed, and its accept could not be cancelled synchronously ({Error}): until the kernel tears the ring down, a connection may wait for it.")]
+    public static partial void SyncCancelFailed(ILogger logger, int loopIndex, string error);
+
     [LoggerMessage(26, LogLevel.Warning, "I/O loop {LoopIndex} exits with operations still in the kernel: its {Bytes} bytes of receive buffers (and the memory of unfinished sends) are kept, never freed or reused.")]
     public static partial void LoopKeptBuffers(ILogger logger, int loopIndex, long bytes);
 
@@ -79,7 +87,7 @@ internal static partial class UringLog
     public static partial void ListenerRehomed(ILogger logger, EndPoint endPoint, int failed, int target);
 
     [LoggerMessage(30, LogLevel.Debug, "Client I/O loops started: {RingCount} on {Engine} (no server in this process runs loops of that engine).")]
-    public static partial void ClientLoopsStarted(ILogger logger, RingEngine engine, int ringCount);
+    public static partial void ClientLoopsStarted(ILogger logger, UringEngine engine, int ringCount);
 
     [LoggerMessage(31, LogLevel.Debug, "Connecting to {EndPoint} failed: {Error}.")]
     public static partial void ConnectFailed(ILogger logger, EndPoint endPoint, string error);

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
-using Uring.Native;
 
 namespace Uring.Transport.Internal;
 
@@ -18,7 +17,7 @@ internal static class UringMetrics
     static UringMetrics()
     {
         s_meter.CreateObservableUpDownCounter("uring.transport.connections",
-            () => Sum(g => g.Loops.Sum(l => (long)l.ConnectionCount)), "{connection}", "Open connections.");
+            () => Sum(g => g.Loops.Sum(l => (long)l.Members.Connections)), "{connection}", "Open connections.");
         s_meter.CreateObservableUpDownCounter("uring.transport.memory_pool.rented",
             () => Sum(g => g.Pool.RentedBytes), "By", "Bytes rented from the pinned block pool.");
         s_meter.CreateObservableUpDownCounter("uring.transport.memory_pool.allocated",
@@ -26,9 +25,9 @@ internal static class UringMetrics
         s_meter.CreateObservableUpDownCounter("uring.transport.loop.queue_length",
             () => Sum(g => g.Loops.Sum(l => (long)l.QueueLength)), "{item}", "Work items waiting for the I/O loops.");
         s_meter.CreateObservableUpDownCounter("uring.transport.provided_buffers.allocated",
-            () => Sum(g => g.Loops.Sum(l => l.BufferBytes)), "By", "Receive-buffer memory the loops have provided (grows with load, up to ProvidedBufferCount x ProvidedBufferSize per loop).");
+            () => Sum(g => g.Loops.Sum(l => l.Buffers.AllocatedBytes)), "By", "Receive-buffer memory the loops have provided (grows with load, up to ProvidedBufferCount x ProvidedBufferSize per loop).");
         s_meter.CreateObservableUpDownCounter("uring.transport.provided_buffers.in_use",
-            () => Sum(g => g.Loops.Sum(l => (long)l.BuffersInUse)), "{buffer}", "Receive buffers filled by the kernel and not yet recycled.");
+            () => Sum(g => g.Loops.Sum(l => (long)l.Buffers.InUse)), "{buffer}", "Receive buffers filled by the kernel and not yet recycled.");
 
         // Per loop, tagged uring.engine and uring.loop.index (summed over groups that share an index).
         PerLoop("uring.loop.enters", c => c.Enters, "{call}", "Submit-and-wait calls: io_uring_enter (io_uring engine) or epoll_wait rounds (epoll engine).");
@@ -50,7 +49,7 @@ internal static class UringMetrics
 
     private static List<Measurement<long>> Loops(Func<LoopCounters, long> value, string? errorType)
     {
-        var sums = new Dictionary<(RingEngine Engine, int Index), long>();
+        var sums = new Dictionary<(UringEngine Engine, int Index), long>();
         lock (s_groups)
         {
             foreach (IoLoopGroup group in s_groups)
@@ -71,7 +70,7 @@ internal static class UringMetrics
         return measurements;
     }
 
-    private static string EngineName(RingEngine engine) => engine == RingEngine.IoUring ? "io_uring" : "epoll";
+    private static string EngineName(UringEngine engine) => engine == UringEngine.IoUring ? "io_uring" : "epoll";
 
     public static void Register(IoLoopGroup group)
     {

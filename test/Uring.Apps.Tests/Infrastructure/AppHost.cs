@@ -42,7 +42,13 @@ internal sealed class AppHost : IAsyncDisposable
     public static async Task<AppHost> StartAsync(Func<Action<WebApplicationBuilder>, WebApplication> build, ITestOutputHelper output)
     {
         LogCollector? logs = null;
-        WebApplication app = build(builder => logs = CollectLogs(builder));
+        WebApplication app = build(builder =>
+        {
+            logs = CollectLogs(builder);
+            // As on the test kernel: the transport's operator setting, which its client side shares with
+            // the server's loops (URING_TEST_KERNEL, see TestKernel).
+            if (TestKernel.DisabledFeatures is { } disabled) builder.Configuration["Uring:DisabledKernelFeatures"] = disabled;
+        });
         var host = new AppHost(app, logs ?? throw new InvalidOperationException("the app's builder was not handed the log hook"), output);
         try
         {

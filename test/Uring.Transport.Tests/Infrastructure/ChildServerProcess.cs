@@ -60,7 +60,7 @@ internal sealed partial class ChildServerProcess : IDisposable
     /// Starts the child on <paramref name="engine"/> and waits for it to listen; with <paramref name="fdHeadroom"/>,
     /// its fd limit lets it open exactly that many more fds once listening.
     /// </summary>
-    public static async Task<ChildServerProcess> StartAsync(RingEngine engine, ITestOutputHelper? output, int? fdHeadroom = null)
+    public static async Task<ChildServerProcess> StartAsync(UringEngine engine, ITestOutputHelper? output, int? fdHeadroom = null)
     {
         ChildServerProcess child = Launch(engine, output, fdHeadroom);
         try
@@ -77,7 +77,7 @@ internal sealed partial class ChildServerProcess : IDisposable
     }
 
     /// <summary>Starts the child without waiting for it to listen; <paramref name="environment"/> adds variables.</summary>
-    public static ChildServerProcess Launch(RingEngine engine, ITestOutputHelper? output, int? fdHeadroom = null,
+    public static ChildServerProcess Launch(UringEngine engine, ITestOutputHelper? output, int? fdHeadroom = null,
         IReadOnlyDictionary<string, string>? environment = null)
     {
         if (!ChildProcessCollection.Running.Now)
@@ -115,6 +115,18 @@ internal sealed partial class ChildServerProcess : IDisposable
             if (deadline.Elapsed > timeout) Assert.Fail($"The child did not write the line expected within {timeout.TotalSeconds} s. It wrote:{Environment.NewLine}{Tail()}");
             await Task.Delay(20);
         }
+    }
+
+    public bool HasExited => _process.HasExited;
+
+    /// <summary>The CPU time (user and system) the child uses over <paramref name="period"/>.</summary>
+    public async Task<TimeSpan> CpuTimeOverAsync(TimeSpan period)
+    {
+        _process.Refresh();
+        TimeSpan before = _process.TotalProcessorTime;
+        await Task.Delay(period);
+        _process.Refresh();
+        return _process.TotalProcessorTime - before;
     }
 
     /// <summary>Sends SIGTERM, as a service manager or Kubernetes does to stop the process.</summary>

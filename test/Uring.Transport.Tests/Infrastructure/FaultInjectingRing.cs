@@ -296,7 +296,7 @@ internal sealed unsafe class FaultInjectingRing : DecoratedRing
 
     // ---- receives ----------------------------------------------------------------------------
 
-    public override void PrepareRecvBufferSelect(int fd, ushort bufferGroup, int flags, ulong userData, int maxLength = 0)
+    public override void PrepareRecvBufferSelect(int fd, ushort bufferGroup, ulong userData, int maxLength = 0)
     {
         if (Fail(_rates.RecvError, s_recvErrors, InjectedFault.RecvEnobufs, userData)) return;
         int limit = maxLength > 0 ? maxLength : _bufferSize;
@@ -305,18 +305,18 @@ internal sealed unsafe class FaultInjectingRing : DecoratedRing
             Counted(InjectedFault.ShortRecv);
             maxLength = Shorter(limit);
         }
-        base.PrepareRecvBufferSelect(fd, bufferGroup, flags, userData, maxLength);
+        base.PrepareRecvBufferSelect(fd, bufferGroup, userData, maxLength);
     }
 
-    public override void PrepareRecvMultishot(int fd, ushort bufferGroup, int flags, ulong userData)
+    public override void PrepareRecvMultishot(int fd, ushort bufferGroup, ulong userData)
     {
         // Its final completion is the failure; a multishot recv takes no length (the kernel requires 0).
         if (Fail(_rates.RecvError, s_recvErrors, InjectedFault.RecvEnobufs, userData)) return;
         _multishots[userData] = Multishot.Recv;
-        base.PrepareRecvMultishot(fd, bufferGroup, flags, userData);
+        base.PrepareRecvMultishot(fd, bufferGroup, userData);
     }
 
-    public override void PrepareRecv(int fd, byte* buffer, int length, int flags, ulong userData)
+    public override void PrepareRecv(int fd, byte* buffer, int length, ulong userData)
     {
         // A caller's buffer: ENOBUFS is a buffer-select answer, so only the other two.
         if (Fail(_rates.RecvError, s_plainRecvErrors, InjectedFault.RecvEconnreset, userData)) return;
@@ -325,12 +325,12 @@ internal sealed unsafe class FaultInjectingRing : DecoratedRing
             Counted(InjectedFault.ShortRecv);
             length = Shorter(length);
         }
-        base.PrepareRecv(fd, buffer, length, flags, userData);
+        base.PrepareRecv(fd, buffer, length, userData);
     }
 
     // ---- sends -------------------------------------------------------------------------------
 
-    public override void PrepareSend(int fd, byte* buffer, int length, int flags, ulong userData)
+    public override void PrepareSend(int fd, byte* buffer, int length, ulong userData)
     {
         if (Fail(_rates.SendError, s_sendErrors, InjectedFault.SendEconnreset, userData)) return;
         if (_injecting && length > 1 && _random.NextDouble() < _rates.ShortSend)
@@ -338,10 +338,10 @@ internal sealed unsafe class FaultInjectingRing : DecoratedRing
             Counted(InjectedFault.ShortSend);
             length = Shorter(length);
         }
-        base.PrepareSend(fd, buffer, length, flags, userData);
+        base.PrepareSend(fd, buffer, length, userData);
     }
 
-    public override void PrepareSendMsg(int fd, MsgHdr* message, int flags, ulong userData)
+    public override void PrepareSendMsg(int fd, MsgHdr* message, ulong userData)
     {
         if (Fail(_rates.SendError, s_sendErrors, InjectedFault.SendEconnreset, userData)) return;
         // The transport fills the iovecs and the msghdr anew for every send, so shrinking them here
@@ -361,15 +361,15 @@ internal sealed unsafe class FaultInjectingRing : DecoratedRing
                 message->Iov[count - 1].Length = (nuint)Shorter((int)Math.Min(message->Iov[count - 1].Length, int.MaxValue));
             }
         }
-        base.PrepareSendMsg(fd, message, flags, userData);
+        base.PrepareSendMsg(fd, message, userData);
     }
 
     // ---- accepts -----------------------------------------------------------------------------
 
-    public override void PrepareAccept(int fd, byte* addr, uint* addrLen, int flags, ulong userData)
+    public override void PrepareAccept(int fd, int flags, ulong userData)
     {
         if (Fail(_rates.AcceptError, s_acceptErrors, InjectedFault.AcceptEconnaborted, userData)) return;
-        base.PrepareAccept(fd, addr, addrLen, flags, userData);
+        base.PrepareAccept(fd, flags, userData);
     }
 
     public override void PrepareAcceptMultishot(int fd, int flags, ulong userData)

@@ -70,7 +70,7 @@ internal sealed class ServerResources
         Assert.True(back, $"The server did not return to its baseline within {Limits.Stop.TotalSeconds} s: {state}");
     }
 
-    public static int Connections(TestServer server) => server.Group.Loops.Sum(l => l.ConnectionCount);
+    public static int Connections(TestServer server) => server.Group.Loops.Sum(l => l.Members.Connections);
 
-    public static int BuffersInUse(TestServer server) => server.Group.Loops.Sum(l => l.BuffersInUse);
+    public static int BuffersInUse(TestServer server) => server.Group.Loops.Sum(l => l.Buffers.InUse);
 }

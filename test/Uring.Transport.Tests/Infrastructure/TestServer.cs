@@ -24,6 +24,9 @@ internal sealed record ServerSetup
     /// <summary>Transport options beyond the engine and RingCount = 2 that every test gets.</summary>
     public Action<UringTransportOptions>? Transport { get; init; }
 
+    /// <summary>The transport's test environment (rings, feature mask, observers). Default: the suite's.</summary>
+    public TransportEnvironment Environment { get; init; } = TestEnvironment.Suite;
+
     /// <summary>Kestrel's own options (limits, timeouts) beyond the defaults.</summary>
     public Action<KestrelServerOptions>? Kestrel { get; init; }
 }
@@ -45,10 +48,12 @@ internal sealed class TestServer : IAsyncDisposable
     // they are its own): after a stop none of them may still listen.
     private readonly HashSet<string> _listening = [];
 
-    private TestServer(WebApplication app, LogCollector logs, ITestOutputHelper? output, string address, bool unix, IoLoopGroup? group)
+    private TestServer(WebApplication app, LogCollector logs, ITestOutputHelper? output, string address, bool unix, IoLoopGroup? group,
+        TransportEnvironment environment)
     {
         App = app;
         _group = group;
+        Environment = environment;
         Logs = logs;
         _output = output;
         Address = address;
@@ -65,6 +70,9 @@ internal sealed class TestServer : IAsyncDisposable
     }
 
     public WebApplication App { get; }
+
+    /// <summary>The environment the transport runs in: clients that are to share its loops use it too.</summary>
+    public TransportEnvironment Environment { get; }
 
     public LogCollector Logs { get; }
 
@@ -91,7 +99,7 @@ internal sealed class TestServer : IAsyncDisposable
     /// reference a few tests compare the uring transport with.
     /// </summary>
     public static async Task<TestServer> StartAsync(
-        RingEngine? engine, Action<WebApplication> configureApp, ITestOutputHelper? output = null, ServerSetup? setup = null)
+        UringEngine? engine, Action<WebApplication> configureApp, ITestOutputHelper? output = null, ServerSetup? setup = null)
     {
         setup ??= new ServerSetup();
         var logs = new LogCollector();
@@ -104,20 +112,23 @@ internal sealed class TestServer : IAsyncDisposable
         builder.Logging.AddProvider(logs);
 
         IoLoopGroup? group = null;
-        if (engine is RingEngine ringEngine)
+        Action<IoLoopGroup>? theirs = setup.Environment.GroupStarted;
+        TransportEnvironment environment = setup.Environment with
         {
-            builder.WebHost.UseUringTransport(o =>
+            GroupStarted = g =>
             {
-                o.Engine = (UringEngine)ringEngine;
+                group = g;
+                theirs?.Invoke(g);
+            },
+        };
+        if (engine is UringEngine uringEngine)
+        {
+            builder.WebHost.UseUringTransport(environment).ConfigureServices(services => services.Configure<UringTransportOptions>(o =>
+            {
+                o.Engine = uringEngine;
                 o.RingCount = RingCount;
                 setup.Transport?.Invoke(o);
-                Action<IoLoopGroup>? theirs = o.GroupStarted;
-                o.GroupStarted = g =>
-                {
-                    group = g;
-                    theirs?.Invoke(g);
-                };
-            });
+            }));
         }
 
         builder.WebHost.UseKestrelHttpsConfiguration();
@@ -138,7 +149,7 @@ internal sealed class TestServer : IAsyncDisposable
             using var cts = new CancellationTokenSource(Limits.Step);
             await app.StartAsync(cts.Token).WaitAsync(Limits.Step);
             string address = Assert.Single(app.Urls);
-            return new TestServer(app, logs, output, address, setup.UnixSocketPath is not null, group)
+            return new TestServer(app, logs, output, address, setup.UnixSocketPath is not null, group, environment)
             {
                 UnixSocketPath = setup.UnixSocketPath,
             };
@@ -216,7 +227,7 @@ internal sealed class TestServer : IAsyncDisposable
             await StopAsync();
             IReadOnlyList<LogCollector.Entry> errors = Logs.Errors();
             Assert.True(errors.Count == 0,
-                $"The server logged {errors.Count} error(s):{Environment.NewLine}{string.Join(Environment.NewLine, errors)}");
+                $"The server logged {errors.Count} error(s):{System.Environment.NewLine}{string.Join(System.Environment.NewLine, errors)}");
         }
         finally
         {
@@ -226,7 +237,7 @@ internal sealed class TestServer : IAsyncDisposable
     }
 
     private string DumpLogs() =>
-        Environment.NewLine + string.Join(Environment.NewLine, Logs.Entries.TakeLast(50));
+        System.Environment.NewLine + string.Join(System.Environment.NewLine, Logs.Entries.TakeLast(50));
 
     private static async Task DisposeAppAsync(WebApplication app)
     {

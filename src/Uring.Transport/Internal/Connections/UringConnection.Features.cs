@@ -32,7 +32,7 @@ internal sealed partial class UringConnection : IFeatureCollection,
         set => _items = value;
     }
 
-    MemoryPool<byte> IMemoryPoolFeature.MemoryPool => _pool;
+    MemoryPool<byte> IMemoryPoolFeature.MemoryPool => _options.Pool;
 
     void IConnectionLifetimeFeature.Abort() =>
         Abort(new ConnectionAbortedException("The connection was aborted by the application via IConnectionLifetimeFeature.Abort()."));

@@ -14,18 +14,18 @@ namespace Uring.Transport.Internal;
 /// The port is taken the way Kestrel's Sockets transport takes it: the first socket binds without
 /// SO_REUSEPORT, so an endpoint someone already serves fails with <see cref="AddressInUseException"/>.
 /// Only then does it allow reuse for the loops' other sockets, and a steering program on the group
-/// picks among our sockets only, so a stranger that joins the group later gets no connection.
+/// picks among our sockets only, so a stranger that joins the group later gets no connection. None
+/// of our sockets leaves the group before the unbind closes them all (an acceptor whose loop fails
+/// hands its socket to another loop), so the program's indices stay those of our sockets.
 /// Accepted connections wait for Kestrel's <see cref="AcceptAsync"/> in a queue of at most
 /// <see cref="UringTransportOptions.Backlog"/>: when it is full the acceptors stop accepting, and
 /// new connections wait in the kernel's own backlog.
 /// </remarks>
 internal sealed class UringConnectionListener : IConnectionListener
 {
-    /// <summary>How long an unbind waits for its acceptors to stop; a test hook may shorten it.</summary>
-    internal static TimeSpan UnbindTimeout { get; set; } = TimeSpan.FromSeconds(10);
-
     private readonly IoLoopGroup _group;
     private readonly UringTransportOptions _options;
+    private readonly ConnectionOptions _connections;
     private readonly Channel<UringConnection> _accepted = Channel.CreateUnbounded<UringConnection>(
         new UnboundedChannelOptions { SingleReader = true, SingleWriter = false });
     private readonly List<Acceptor> _acceptors = new();
@@ -33,7 +33,6 @@ internal sealed class UringConnectionListener : IConnectionListener
     private EndPoint? _fixedLocalEndPoint;
     private bool _isTcp;
     private bool _sharded;
-    private int _nextLoop;
     private int _queued; // accepted, not yet taken by AcceptAsync
     private volatile bool _unbound;
     private Task? _unbindTask;
@@ -44,6 +43,7 @@ internal sealed class UringConnectionListener : IConnectionListener
         _group = group;
         EndPoint = endPoint;
         _options = options;
+        _connections = group.ConnectionOptionsFor(options);
         _release = release;
     }
 
@@ -51,6 +51,9 @@ internal sealed class UringConnectionListener : IConnectionListener
 
     /// <summary>Connections accepted and not yet taken by <see cref="AcceptAsync"/>.</summary>
     public int Queued => Volatile.Read(ref _queued);
+
+    /// <summary>The listen backlog (<see cref="UringTransportOptions.Backlog"/>): the most connections one accept round can take.</summary>
+    public int Backlog => _options.Backlog;
 
     /// <summary>True while the accept queue has room: acceptors keep accepting only then.</summary>
     public bool HasRoom => Volatile.Read(ref _queued) < _options.Backlog;
@@ -94,7 +97,7 @@ internal sealed class UringConnectionListener : IConnectionListener
         catch (Exception e)
         {
             foreach (var (fd, _) in fds) NativeSocket.Close(fd);
-            if (e is RingException ring) throw BindFailure(ring);
+            if (e is SocketException socket) throw BindFailure(socket);
             throw;
         }
 
@@ -159,14 +162,14 @@ internal sealed class UringConnectionListener : IConnectionListener
         return cpus;
     }
 
-    private Exception BindFailure(RingException e)
+    private Exception BindFailure(SocketException e)
     {
         string message = $"Binding {EndPoint} failed: {e.Message}.";
-        if (e.Errno == Errno.EADDRINUSE)
-            return new AddressInUseException($"Address {EndPoint} is already in use ({Errno.Describe(e.Errno)}).", e);
+        if (e.SocketErrorCode == SocketError.AddressAlreadyInUse)
+            return new AddressInUseException($"Address {EndPoint} is already in use ({e.Message}).", e);
         if (EndPoint is FileHandleEndPoint)
             return new IOException(message, e);
-        return new SocketException((int)Errno.ToSocketError(e.Errno), message);
+        return new SocketException((int)e.SocketErrorCode, message);
     }
 
     /// <summary>
@@ -176,7 +179,7 @@ internal sealed class UringConnectionListener : IConnectionListener
     public bool TryRehome(int fd, IoLoop failed)
     {
         if (_unbound) return false;
-        IoLoop target = NextRunningLoop(failed);
+        IoLoop target = _group.NextLoop(failed);
         if (target == failed || !target.IsRunning) return false;
         var acceptor = new Acceptor(this, target, fd);
         lock (_acceptors)
@@ -189,10 +192,14 @@ internal sealed class UringConnectionListener : IConnectionListener
         return true;
     }
 
-    /// <summary>A new connection's fd, on the accepting loop's thread.</summary>
+    /// <summary>
+    /// A new connection's fd, on the accepting loop's thread. It stays there when the listener is
+    /// sharded, else (or when that loop is failing and reaps what its ring had accepted) goes to the
+    /// next running loop; with none running, it is closed.
+    /// </summary>
     public void OnAccepted(int fd, IoLoop acceptingLoop)
     {
-        IoLoop target = _sharded ? acceptingLoop : NextRunningLoop(acceptingLoop);
+        IoLoop target = _sharded && acceptingLoop.IsRunning ? acceptingLoop : _group.NextLoop(acceptingLoop);
         if (target == acceptingLoop)
         {
             Adopt(fd, target);
@@ -206,40 +213,35 @@ internal sealed class UringConnectionListener : IConnectionListener
         }, (this, fd, target), static state => NativeSocket.Close((((UringConnectionListener, int, IoLoop))state!).Item2));
     }
 
-    private IoLoop NextRunningLoop(IoLoop fallback)
-    {
-        IoLoop[] loops = _group.Loops;
-        for (int tries = 0; tries < loops.Length; tries++)
-        {
-            IoLoop loop = loops[(int)((uint)Interlocked.Increment(ref _nextLoop) % (uint)loops.Length)];
-            if (loop.IsRunning) return loop;
-        }
-        return fallback;
-    }
-
     private void Adopt(int fd, IoLoop loop)
     {
-        if (_unbound)
+        if (_unbound || !loop.IsRunning)
         {
+            NativeSocket.SetLingerZero(fd);
             NativeSocket.Close(fd);
             return;
         }
         UringConnection connection;
         try
         {
-            _options.Accepted?.Invoke(fd);
-
+            _group.Environment.Accepted?.Invoke(fd);
             EndPoint? local = _fixedLocalEndPoint ?? NativeSocket.GetLocalEndPoint(fd);
             EndPoint? remote = NativeSocket.GetRemoteEndPoint(fd);
-            connection = new UringConnection(loop, fd, local, remote, _group.Pool, _group.ApplicationScheduler,
-                _options.MaxReadBufferSize, _options.MaxWriteBufferSize);
+            connection = new UringConnection(loop, new ConnectionSocket(fd), local, remote, _connections);
         }
         catch
         {
             NativeSocket.Close(fd); // nothing owns the fd yet
             throw;
         }
-        connection.Start();
+        try
+        {
+            connection.Start();
+        }
+        catch (Exception e)
+        {
+            connection.OnFault(e); // closes it; Kestrel, given it below, sees the abort
+        }
         Interlocked.Increment(ref _queued);
         if (!_accepted.Writer.TryWrite(connection))
         {
@@ -299,11 +301,11 @@ internal sealed class UringConnectionListener : IConnectionListener
         {
             foreach (Acceptor acceptor in acceptors)
                 acceptor.Loop.Post(static a => ((Acceptor)a!).StopOnLoop(), acceptor, static _ => { }); // a stopped loop has closed it
-            await Task.WhenAll(acceptors.Select(a => a.Stopped)).WaitAsync(UnbindTimeout).ConfigureAwait(false);
+            await Task.WhenAll(acceptors.Select(a => a.Stopped)).WaitAsync(_group.Environment.UnbindTimeout).ConfigureAwait(false);
         }
         catch (TimeoutException)
         {
-            UringLog.UnbindTimedOut(_group.Logger, EndPoint, UnbindTimeout.TotalSeconds);
+            UringLog.UnbindTimedOut(_group.Logger, EndPoint, _group.Environment.UnbindTimeout.TotalSeconds);
         }
         finally
         {

@@ -1,22 +1,23 @@
+using Microsoft.Extensions.Logging.Abstractions;
 using Uring.Transport.Internal;
 
 namespace Uring.Transport.Tests;
 
 /// <summary>
-/// The loop's pool of send slots (the iovecs and pins of a send in flight): sends reuse slots under
+/// The loop's pool of send operations (the iovecs and pins of a send in flight): sends reuse them under
 /// steady load, however many are in flight at once, and a burst's peak is freed afterwards, also on
 /// a loop that has nothing else to do.
 /// </summary>
 [Collection(ResourceCountsCollection.Name)]
-public sealed class SendSlotTests(ITestOutputHelper output)
+public sealed class SendOperationPoolTests(ITestOutputHelper output)
 {
-    private const int Window = (int)SendSlotPool.WindowMilliseconds;
+    private const int Window = (int)SendOperationPool.WindowMilliseconds;
 
     [Fact]
     public void Sends_reuse_their_slots_at_a_steady_load_above_the_minimum_spare_count()
     {
-        var pool = new SendSlotPool();
-        const int InFlight = 4 * SendSlotPool.MinSpare;
+        var pool = NewPool();
+        const int InFlight = 4 * SendOperationPool.MinSpare;
         try
         {
             long now = 0;
@@ -37,7 +38,7 @@ public sealed class SendSlotTests(ITestOutputHelper output)
     [Fact]
     public void A_bursts_slots_are_freed_down_to_the_minimum_one_window_after_the_window_of_the_burst()
     {
-        var pool = new SendSlotPool();
+        var pool = NewPool();
         try
         {
             pool.Tick(0);
@@ -50,7 +51,7 @@ public sealed class SendSlotTests(ITestOutputHelper output)
             pool.Tick(Window);
             Assert.Equal(500, pool.SpareCount); // kept for the window after the burst
             pool.Tick(2 * Window);
-            Assert.Equal(SendSlotPool.MinSpare, pool.SpareCount);
+            Assert.Equal(SendOperationPool.MinSpare, pool.SpareCount);
             Assert.False(pool.HoldsExcess);
         }
         finally
@@ -60,10 +61,10 @@ public sealed class SendSlotTests(ITestOutputHelper output)
     }
 
     [Theory, Engines]
-    public async Task An_idle_loop_frees_the_spare_slots_of_a_burst_of_blocked_sends(RingEngine engine)
+    public async Task An_idle_loop_frees_the_spare_slots_of_a_burst_of_blocked_sends(UringEngine engine)
     {
         // 16 MiB: more than a peer's receive buffer and the server's send buffer however far they grow.
-        const int Peers = 2 * SendSlotPool.MinSpare, Total = 16 * 1024 * 1024, Chunk = 64 * 1024;
+        const int Peers = 2 * SendOperationPool.MinSpare, Total = 16 * 1024 * 1024, Chunk = 64 * 1024;
         await using TestServer server = await TestServer.StartAsync(engine, app =>
         {
             TestData.MapPlaintext(app);
@@ -75,7 +76,7 @@ public sealed class SendSlotTests(ITestOutputHelper output)
                     await context.Response.Body.WriteAsync(chunk, context.RequestAborted);
             });
         }, output, new ServerSetup { Transport = o => o.RingCount = 1 });
-        SendSlotPool pool = server.Group.Loops[0].SendSlots;
+        SendOperationPool pool = server.Group.Loops[0].Sends;
 
         // Peers that read nothing: each connection's send stays in the kernel, holding its slot.
         var peers = new List<RawConnection>();
@@ -100,18 +101,25 @@ public sealed class SendSlotTests(ITestOutputHelper output)
         // return), then frees all but the minimum although no connection does anything more.
         Assert.True(await Eventually.HoldsAsync(() => pool.LentCount == 0, Limits.Step),
             $"After the peers reset: {pool.LentCount} slots still lent.");
-        Assert.True(await Eventually.HoldsAsync(() => pool.SpareCount <= SendSlotPool.MinSpare, TimeSpan.FromMilliseconds(8 * Window)),
+        Assert.True(await Eventually.HoldsAsync(() => pool.SpareCount <= SendOperationPool.MinSpare, TimeSpan.FromMilliseconds(8 * Window)),
             $"{pool.SpareCount} spare slots were still held {8 * Window} ms after the burst, on an idle loop.");
         output.WriteLine($"slots allocated: {pool.Created}; trimmed: {pool.Trimmed}; spare now: {pool.SpareCount}");
-        Assert.True(pool.Trimmed >= Peers - SendSlotPool.MinSpare,
+        Assert.True(pool.Trimmed >= Peers - SendOperationPool.MinSpare,
             $"Only {pool.Trimmed} slots were freed by a window's trim: the returns freed the rest at once.");
         await ServerResources.AssertServesAsync(server);
     }
 
-    /// <summary>Sends in flight at once: <paramref name="count"/> slots lent together, then all back.</summary>
-    private static void RentAllThenReturnAll(SendSlotPool pool, int count)
+    /// <summary>Sends in flight at once: <paramref name="count"/> lent together, then all back.</summary>
+    private static void RentAllThenReturnAll(SendOperationPool pool, int count)
     {
-        SendSlot[] lent = Enumerable.Range(0, count).Select(_ => pool.Rent()).ToArray();
-        foreach (SendSlot slot in lent) pool.Return(slot);
+        SendOperation[] lent = Enumerable.Range(0, count).Select(_ => pool.Rent()).ToArray();
+        foreach (SendOperation send in lent) pool.Return(send);
+    }
+
+    /// <summary>A pool of a loop that never starts: only its operations' memory is used.</summary>
+    private static SendOperationPool NewPool()
+    {
+        var loop = new IoLoop(0, new LoopSettings(UringEngine.Epoll, 8, RingFeatures.None, 1, 512, 0, TestEnvironment.Suite), NullLogger.Instance);
+        return new SendOperationPool(() => new SendOperation(loop));
     }
 }

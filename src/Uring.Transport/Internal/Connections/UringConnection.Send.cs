@@ -6,31 +6,23 @@ using Uring.Native;
 
 namespace Uring.Transport.Internal;
 
-// Sending: one loop drains the output pipe with one send in flight at a time; the memory it points
-// into (pipe segments, a SendSlot's iovecs, zero-copy leases) is released only at the completion
-// (or the zero-copy notification) that gives it back.
+// Sending: one loop drains the output pipe with one send in flight at a time. Each send is a
+// SendOperation, which owns what the kernel reads (the segments' pins, the iovecs, a zero-copy
+// send's leases) until its final completion or notification.
 internal sealed partial class UringConnection
 {
-    private enum SendOp : byte
+    private enum SendState : byte
     {
         None,
-        InFlight,
-        Cancelling,  // in flight, and its cancel was asked for
+        InFlight,    // a send's result has not come
+        Cancelling,  // and its cancel is queued
     }
 
     // Loop thread only.
-    private SendOp _send;
+    private SendState _send;
+    private ulong _sendUserData;          // the send in flight (for its cancel)
     private bool _outputEnded;            // the send loop has finished
-    private SendSlot? _sendSlot;          // lent by the loop while a send is in flight
-    private ReadOnlySequence<byte> _sending; // what the send in flight points into
-    private ulong _sendToken;             // the send in flight's user_data (for its cancel)
-    // Zero-copy sends whose notification has not come, by tag: each slot holds leases on the blocks
-    // the kernel may still read, released only at that notification (the pipe may have given the
-    // blocks back long before: they return to the pool then). When the loop stops with some still
-    // unnotified (OnLoopStopped), their leases are never released: those blocks never return.
-    private SendSlot?[]? _zeroCopy;
-    private int _zeroCopyPending;
-    private bool _zeroCopyOff;            // the kernel copied anyway (loopback): plain sends from now on
+    private bool _zeroCopyOff;            // the kernel copied a zero-copy send anyway (loopback): plain sends from now on
     private ManualResetValueTaskSourceCore<int> _sendCore;
 
     private async Task SendLoopAsync()
@@ -109,86 +101,35 @@ internal sealed partial class UringConnection
         }
     }
 
-    private unsafe ValueTask<int> SendAsync(in ReadOnlySequence<byte> buffer)
+    // A large send goes zero-copy (IORING_OP_SENDMSG_ZC) while the kernel has not reported copying
+    // it anyway: on loopback it does, and the connection then stays with plain sends; on a real NIC
+    // the pages go to the device without a copy.
+    private ValueTask<int> SendAsync(in ReadOnlySequence<byte> buffer)
     {
         if (_close == CloseState.Dead) return new ValueTask<int>(-Errno.ECANCELED); // no ring any more
-
-        SendSlot slot = _loop.SendSlots.Rent();
-        int count = slot.Fill(buffer);
-        if (TryZeroCopy(slot, buffer, out int tag))
-        {
-            _sendToken = UserData.Encode(OpKind.SendZc, _slot, _generation, tag);
-            _loop.Ring.PrepareSendMsgZc(_fd, slot.Msg, 0, _sendToken, reportUsage: true);
-        }
-        else
-        {
-            _sendToken = Token(OpKind.Send);
-            if (count == 1)
-                _loop.Ring.PrepareSend(_fd, (byte*)slot.Iov[0].Base, (int)slot.Iov[0].Length, 0, _sendToken);
-            else
-                _loop.Ring.PrepareSendMsg(_fd, slot.Msg, 0, _sendToken);
-            _sendSlot = slot;
-        }
-        _sending = buffer;
-        _send = SendOp.InFlight;
+        SendOperation send = _loop.Sends.Rent();
+        // Not queued (the ring's queue was full and could not be flushed): an unexpected error; the fault path aborts.
+        if (!send.Start(this, _socket.Fd, buffer, _zeroCopyOff ? long.MaxValue : _loop.ZeroCopyThreshold)) return new ValueTask<int>(-Errno.EBUSY);
+        _sendUserData = send.UserData;
+        _send = SendState.InFlight;
         _sendCore.Reset();
         return new ValueTask<int>(this, _sendCore.Version);
     }
 
-    // A large send goes zero-copy (IORING_OP_SENDMSG_ZC, 6.1) while the kernel has not reported
-    // copying it anyway: on loopback it does, and the connection then stays with plain sends; on a
-    // real NIC the pages go to the device without a copy. The slot (iovecs, leases) is the
-    // notification's to give back.
-    private bool TryZeroCopy(SendSlot slot, in ReadOnlySequence<byte> buffer, out int tag)
+    /// <summary>A send's result (for a zero-copy send, its first completion; its memory may still be the kernel's).</summary>
+    public void OnSent(int result)
     {
-        tag = 0;
-        if (_zeroCopyOff || slot.Bytes < _loop.ZeroCopyThreshold) return false;
-        _zeroCopy ??= new SendSlot?[16];
-        while (tag < _zeroCopy.Length && _zeroCopy[tag] is not null) tag++;
-        if (tag == _zeroCopy.Length || !slot.TryLease(buffer)) return false;
-        _zeroCopy[tag] = slot;
-        _zeroCopyPending++;
-        return true;
-    }
-
-    private void OnSendZeroCopy(in Completion c)
-    {
-        int tag = UserData.Tag(c.UserData);
-        if ((c.Flags & CompletionFlags.Notification) != 0)
-        {
-            ZeroCopyDone(tag, copied: (unchecked((uint)c.Result) & CompletionFlags.ZeroCopyCopied) != 0);
-            TryClose();
-            return;
-        }
-        if (!c.HasMore) ZeroCopyDone(tag, copied: false); // it failed before it began: no notification comes
-        OnSend(c.Result);
-    }
-
-    private void ZeroCopyDone(int tag, bool copied)
-    {
-        if (_zeroCopy?[tag] is not { } slot) return;
-        _zeroCopy[tag] = null;
-        _zeroCopyPending--;
-        slot.ReleaseLeases();
-        _loop.SendSlots.Return(slot);
-        if (copied && !_zeroCopyOff && !_loop.KeepZeroCopy)
-        {
-            _zeroCopyOff = true;
-            UringLog.ZeroCopyCopied(_loop.Logger, ConnectionId);
-        }
-    }
-
-    private void OnSend(int result)
-    {
-        _send = SendOp.None;
-        _sending = default;
-        if (_sendSlot is { } slot)
-        {
-            _sendSlot = null;
-            _loop.SendSlots.Return(slot); // the kernel is done with the iovecs and the segments
-        }
+        _send = SendState.None;
         _sendCore.SetResult(result); // the send loop continues inline, on this thread
         TryClose();
+    }
+
+    /// <summary>A zero-copy send's notification: whether the kernel copied it anyway.</summary>
+    public void OnZeroCopyNotified(bool copied)
+    {
+        if (!copied || _zeroCopyOff || _loop.Environment.KeepZeroCopy) return;
+        _zeroCopyOff = true;
+        UringLog.ZeroCopyCopied(_loop.Logger, ConnectionId);
     }
 
     int IValueTaskSource<int>.GetResult(short token) => _sendCore.GetResult(token);

@@ -1,19 +1,18 @@
-using System.Buffers;
 using Microsoft.AspNetCore.Connections;
 using Uring.Native;
 
 namespace Uring.Transport.Internal;
 
-// Closing: cancel what is in flight by user_data, close the fd once the kernel holds nothing of
-// ours (FIN, or RST after an abort), then free the slot and fire ConnectionClosed.
+// Closing: cancel what is in flight by user_data, close the fd once the kernel holds nothing of the
+// connection's (FIN, or RST after an abort), then leave the loop and fire ConnectionClosed.
 internal sealed partial class UringConnection
 {
     private enum CloseState : byte
     {
         Open,
         Closing,         // both directions winding down; closes once the kernel holds nothing of ours
-        CloseSubmitted,  // IORING_OP_CLOSE prepared or in the kernel
-        Closed,          // the close completed and the slot is free
+        CloseSubmitted,  // its CloseOperation owns the fd
+        Closed,          // the close completed and the connection left its loop
         Dead,            // the loop stopped with this connection open: closed synchronously, no ring any more
     }
 
@@ -22,22 +21,24 @@ internal sealed partial class UringConnection
     private bool _aborted;
     private bool _resetOnClose;
     private Exception? _shutdownReason;
-    private long _closeTicket;            // the ring's ticket of our PrepareClose
 
     /// <summary>
     /// Aborts on the loop thread: sending stops, the input completes with <paramref name="reason"/>,
-    /// and the close sends RST (or FIN when <paramref name="reset"/> is false).
+    /// and the close sends RST (or FIN when <paramref name="reset"/> is false). Idempotent; called
+    /// again after an operation could not be queued, it asks again for what is still missing.
     /// </summary>
     public void AbortOnLoop(ConnectionAbortedException reason, bool reset = true)
     {
         if (_close >= CloseState.CloseSubmitted) return;
         if (reset) _resetOnClose = true;
-        if (_aborted) return;
-        UringLog.ConnectionAborted(_loop.Logger, ConnectionId, reason.Message);
-        Interlocked.Increment(ref _loop.Counters.Aborts);
-        _aborted = true;
-        _shutdownReason ??= reason;
-        ReadEnded(reason);
+        if (!_aborted)
+        {
+            UringLog.ConnectionAborted(_loop.Logger, ConnectionId, reason.Message);
+            Interlocked.Increment(ref _loop.Counters.Aborts);
+            _aborted = true;
+            _shutdownReason ??= reason;
+            ReadEnded(reason);
+        }
         BeginClose();
     }
 
@@ -58,28 +59,26 @@ internal sealed partial class UringConnection
         // worker after the close, when the number may already belong to another connection.
         // No shutdown either: once nothing is in flight, close itself sends the FIN.
         CancelRecv();
-        if (_send == SendOp.InFlight)
-        {
-            _send = SendOp.Cancelling;
-            _loop.Ring.PrepareCancel(_sendToken, Token(OpKind.Cancel));
-        }
+        if (_send == SendState.InFlight && _loop.Operations.Cancel(_sendUserData, this)) _send = SendState.Cancelling;
         TryClose();
     }
 
     private void TryClose()
     {
-        if (_close != CloseState.Closing || _recv != RecvOp.None || _send != SendOp.None || !_outputEnded || _zeroCopyPending > 0) return;
+        if (_close != CloseState.Closing || _recv != ReceiveState.None || _send != SendState.None || !_outputEnded) return;
         if (_inputState != InputState.Ended) ReadEnded(_shutdownReason);
-        if (_resetOnClose) NativeSocket.SetLingerZero(_fd); // close sends RST
-        _loop.Ring.PrepareClose(_fd, Token(OpKind.Close));
-        _closeTicket = _loop.Ring.Prepared;
+        if (_resetOnClose) _socket.ResetOnClose(); // close sends RST
+        if (!_loop.Operations.Closes.Rent().Start(this, _socket.Fd)) return; // not queued: the fault path asks again
+        _socket.HandOver();
         _close = CloseState.CloseSubmitted;
     }
 
-    private void OnClosed()
+    /// <summary>The kernel closed the fd.</summary>
+    public void OnClosed()
     {
         _close = CloseState.Closed;
-        _loop.RemoveHandler(_slot);
+        _loop.Members.Remove(this);
+        FdHeadroom.FdClosed();
         UringLog.ConnectionClosed(_loop.Logger, ConnectionId);
         CompleteClosed();
     }
@@ -92,43 +91,31 @@ internal sealed partial class UringConnection
     }, this, preferLocal: false);
 
     /// <summary>
-    /// The loop is exiting with this connection open: no completion will come. The fd is closed
-    /// here (unless a close is already in the kernel), the pipes complete, and memory a send in
-    /// flight points into is never reused: its slot stays lent and its pool blocks are retired.
+    /// The loop is exiting with this connection open: no completion will come. Its operations were
+    /// abandoned already (the memory of a send or a direct receive in the kernel retired). The fd is
+    /// closed here, with RST, unless a close operation owns it; the pipes complete.
     /// </summary>
     public void OnLoopStopped(string reason)
     {
         if (_close is CloseState.Closed or CloseState.Dead) return;
-        // Only a close the kernel took may have closed the fd (and freed its number for reuse).
-        bool closeInKernel = _close == CloseState.CloseSubmitted && _loop.KernelTook(_closeTicket);
         _close = CloseState.Dead;
         var error = new ConnectionAbortedException(reason);
         _shutdownReason ??= error;
-        if (_recvDirect)
-        {
-            _pool.Retire(new ReadOnlySequence<byte>(_recvMemory)); // the kernel may still write into it
-            _recvDirect = false;
-        }
+        _recv = ReceiveState.None;
         if (_inputState != InputState.Ended)
         {
             _inputState = InputState.Ended;
+            _inputEndPending = false;
             _input.Writer.Complete(error);
         }
         else
         {
             CompletePendingInputEnd();
         }
-        _recv = RecvOp.None;
-        if (!closeInKernel)
+        _socket.CloseNow(reset: true); // an abort, as for every connection the stop aborts
+        if (_send != SendState.None)
         {
-            NativeSocket.SetLingerZero(_fd); // an abort: RST, as for every connection the stop aborts
-            NativeSocket.Close(_fd);
-        }
-        if (_send != SendOp.None)
-        {
-            _pool.Retire(_sending);  // the kernel may still be reading these blocks
-            _sendSlot = null;         // and these iovecs: the slot is never returned
-            _send = SendOp.None;
+            _send = SendState.None;
             _sendCore.SetResult(-Errno.ECANCELED); // the send loop ends (inline) and completes the output
         }
         else if (!_outputEnded)
