@@ -106,6 +106,12 @@ internal sealed partial class Benchmark(RunnerOptions options, string repoRoot, 
             {
                 throw new BenchmarkException($"{dll} does not exist: build it (drop --skip-build)");
             }
+            // The baseline build is another checkout, built there: the runner only runs it.
+            if (options.BaselineBuild is string baseBuild && !File.Exists(Path.Combine(baseBuild, dll)))
+            {
+                throw new BenchmarkException($"--baseline-build: {Path.Combine(baseBuild, dll)} does not exist: build that checkout " +
+                    $"(cd {baseBuild} && dotnet build Uring.Transport.sln -c Release)");
+            }
         }
     }
 
@@ -188,17 +194,18 @@ internal sealed partial class Benchmark(RunnerOptions options, string repoRoot, 
     /// <summary>
     /// Starts one contender's server on the server CPUs, records it in runs.json and, when it runs,
     /// in <see cref="_servers"/>; null (recorded, said) when it did not start. <paramref name="app"/>
-    /// is the app to start; <paramref name="extraArgs"/> as for <see cref="ServerProcess.Start"/>.
+    /// is the app to start (from the baseline build for a @base contender); <paramref name="extraArgs"/>: its own arguments after the contender's.
     /// </summary>
     private ServerProcess? StartContender(Contender contender, string dotnet, AppUnderTest app, int port, int? h2Port, IReadOnlyList<string>? extraArgs = null)
     {
-        string urls = $"http://127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}";
         string log = Path.Combine(runDir, $"{app.LogPrefix}-{contender.Name}{(_place.Unpinned ? "-defaults" : "")}.log");
+        var launch = Launch(contender, dotnet, app, port) with { H2Port = h2Port, ExtraArgs = extraArgs ?? [] };
         var record = new ContenderRecord
         {
             Name = contender.Name,
             App = app == s_sample ? null : app.Name,
-            AppArgs = [.. contender.AppArgs(urls, _place.Rings), .. extraArgs ?? []],
+            Build = contender.BaseBuild,
+            AppArgs = [.. launch.AppArgs],
             Port = port,
             H2Port = h2Port,
             LogFile = Path.GetFileName(log),
@@ -206,9 +213,13 @@ internal sealed partial class Benchmark(RunnerOptions options, string repoRoot, 
         };
         file.Contenders.Add(record);
 
-        Say($"==> starting {contender.Name}: {Pinning()}dotnet {app.Name}.dll {string.Join(' ', record.AppArgs)}");
-        var server = ServerProcess.Start(contender, dotnet, Path.Combine(repoRoot, app.Dll), _place.ServerCpus, _place.Rings, port, h2Port, log, out string? error,
-            extraArgs: extraArgs, probe: app.Probe);
+        Say($"==> starting {contender.Name}: {Pinning()}dotnet {(contender.BaseBuild is null ? "" : contender.BaseBuild + "/.../")}{app.Name}.dll {string.Join(' ', record.AppArgs)}");
+        if (launch.LeftOut.Count > 0)
+        {
+            record.LeftOutArgs = [.. launch.LeftOut];
+            Say($"    not passed (its build does not have them): {string.Join(' ', launch.LeftOut)}");
+        }
+        var server = ServerProcess.Start(launch, log, out string? error, probe: app.Probe);
         if (server is null)
         {
             record.Error = error;
@@ -229,6 +240,19 @@ internal sealed partial class Benchmark(RunnerOptions options, string repoRoot, 
         Say($"    listening on :{port}{(h2Port is int p ? $" (h2c :{p})" : "")}, pid {server.Pid}{(server.EngineLine is null ? "" : "; " + server.EngineLine)}");
         _servers.Add(server);
         return server;
+    }
+
+    /// <summary>
+    /// How to start <paramref name="app"/> for <paramref name="contender"/> in this pass: this
+    /// checkout's build, or the baseline build's, which gets only the options its --help lists.
+    /// </summary>
+    private ServerLaunch Launch(Contender contender, string dotnet, AppUnderTest app, int port)
+    {
+        string dll = Path.Combine(contender.BaseBuild ?? repoRoot, app.Dll);
+        return new ServerLaunch(contender, dotnet, dll, _place.ServerCpus, _place.Rings, port)
+        {
+            KnownOptions = contender.BaseBuild is null ? null : AppOptions.Of(dotnet, dll),
+        };
     }
 
     /// <summary>"taskset -c 0 " when the servers are pinned, else "".</summary>

@@ -16,7 +16,23 @@ internal sealed class RunnerOptions
         engine against the epoll engine: req/s and CPU µs per request).
 
           --contenders LIST   comma-separated; default sockets,uring,uring-epoll.
-                              Known: sockets, uring, uring-epoll, sockets-inline, uring-inline.
+                              Known: sockets, uring, uring-epoll, sockets-inline, uring-inline; with
+                              --baseline-build also any of them + "@base" (e.g. uring@base).
+          --baseline-build DIR  A/B this build against another checkout of this repo, already built
+                              with `dotnet build Uring.Transport.sln -c Release` there (DIR/perf/*/bin/
+                              Release/net10.0/*.dll are run as they are). Each chosen uring contender
+                              gets a twin NAME@base (uring@base, uring-epoll@base) started from DIR's
+                              app with the same arguments, less any option that app's --help does not
+                              list (an older build predates newer ones; a TLS scenario leaves out a
+                              server without its https endpoint). The twins are contenders like the
+                              others: warmed up the same, interleaved run by run, each right after
+                              the contender it is compared with. The report adds, per scenario and
+                              pass, the paired ratio new / base: per run i, NAME's figure over
+                              NAME@base's, then the median over the runs, how many runs were below
+                              1, and the smallest and largest (CPU µs/req and req/s; idle-10k: KiB
+                              per connection, and after a full GC). When --contenders names a
+                              NAME@base itself, no twin is added: the list is taken as it is, e.g.
+                              --contenders uring,uring@base,uring-epoll,uring-epoll@base.
           --inline            add sockets-inline and uring-inline to the default contenders.
           --scenarios LIST    comma-separated; default all, in this order:
                                 plaintext-64, plaintext-256, plaintext-pipelined-16, json-64,
@@ -123,6 +139,9 @@ internal sealed class RunnerOptions
     public bool SkipBuild { get; private set; }
     public string? OutDir { get; private set; }
 
+    /// <summary>--baseline-build: the other checkout (full path) whose apps the @base contenders run; null: none.</summary>
+    public string? BaselineBuild { get; private set; }
+
     /// <summary>The passes to run: the pinned one (the method) and/or the defaults one (--defaults).</summary>
     public IReadOnlyList<Placement> Passes { get; private set; } = [];
 
@@ -193,6 +212,13 @@ internal sealed class RunnerOptions
                 case "--no-install": line.Flag(); o.Install = false; break;
                 case "--skip-build": line.Flag(); o.SkipBuild = true; break;
                 case "--out": o.OutDir = line.Value(); break;
+                case "--baseline-build":
+                    o.BaselineBuild = Path.GetFullPath(line.Value());
+                    if (!Directory.Exists(o.BaselineBuild))
+                    {
+                        throw new ArgumentException($"--baseline-build: {o.BaselineBuild} is not a folder");
+                    }
+                    break;
                 case "--render": o.RenderDir = line.Value(); break;
                 default:
                     throw line.Unknown();
@@ -211,8 +237,17 @@ internal sealed class RunnerOptions
 
         o.Contenders = contenders is null
             ? [.. Contender.Defaults(inline)]
-            : [.. SplitList(contenders).Select(n => Contender.Find(n) ?? throw new ArgumentException(
-                $"unknown contender '{n}' (known: {string.Join(", ", Contender.All.Select(c => c.Name))})"))];
+            : [.. SplitList(contenders).Select(n => Contender.Find(n, o.BaselineBuild) ?? throw new ArgumentException(
+                $"unknown contender '{n}' (known: {string.Join(", ", Contender.All.Select(c => c.Name))}, and NAME{Contender.BaseSuffix} with --baseline-build)"))];
+        if (o.BaselineBuild is string baseBuild && !o.Contenders.Any(c => c.BaseBuild is not null))
+        {
+            // Each twin right after its counterpart: the pair's runs are next to each other in time.
+            o.Contenders = [.. o.Contenders.SelectMany(c => c.ExpectedEngine is null ? [c] : new[] { c, c.OnBaseBuild(baseBuild) })];
+            if (!o.Contenders.Any(c => c.BaseBuild is not null))
+            {
+                throw new ArgumentException("--baseline-build: no uring contender chosen to compare (name one, or NAME@base in --contenders)");
+            }
+        }
         o.Scenarios = scenarios is null
             ? [.. Scenario.All]
             : [.. SplitList(scenarios).Select(n => Scenario.Find(n) ?? throw new ArgumentException(

@@ -22,20 +22,21 @@ internal sealed class ServerProcess : IDisposable
     private bool _listening;
     private bool _disposed;
 
-    private ServerProcess(Contender contender, int port, int? h2Port, StreamWriter log)
+    private ServerProcess(ServerLaunch launch, StreamWriter log)
     {
-        Contender = contender;
-        Port = port;
-        H2Port = h2Port;
+        Launch = launch;
         _log = log;
     }
 
-    public Contender Contender { get; }
+    /// <summary>How it was started.</summary>
+    public ServerLaunch Launch { get; }
 
-    public int Port { get; }
+    public Contender Contender => Launch.Contender;
+
+    public int Port => Launch.Port;
 
     /// <summary>The HTTP/2-only cleartext port (--h2c-endpoint), or null.</summary>
-    public int? H2Port { get; }
+    public int? H2Port => Launch.H2Port;
 
     /// <summary>The app's own PID, from its "PID n" line.</summary>
     public int Pid => _pid;
@@ -67,32 +68,14 @@ internal sealed class ServerProcess : IDisposable
     /// <summary>The soft open-file limit the app runs with (from /proc/PID/limits), once it is listening.</summary>
     public long? MaxOpenFiles { get; private set; }
 
-    /// <summary>The app's flag that makes it serve POST /gc (a full, aggressive GC; answers the managed heap size).</summary>
-    public const string GcEndpointArg = "--gc-endpoint";
-
     /// <summary>
-    /// The command line that starts the app: sh raising the fd limit, taskset when pinned, dotnet.
-    /// <paramref name="gcEndpoint"/>: the app also serves POST /gc (<see cref="GcEndpointArg"/>; the idle scenario's servers).
-    /// <paramref name="extraArgs"/>: the app's own arguments after the contender's (the proxy's --backend).
-    /// </summary>
-    public static IReadOnlyList<string> Command(Contender contender, string dotnet, string appDll, string? serverCpus, int? rings, string urls,
-        bool gcEndpoint = false, IReadOnlyList<string>? extraArgs = null) =>
-        [.. FileLimit.ShellPrefix, .. serverCpus is null ? [] : new[] { "taskset", "-c", serverCpus }, dotnet, appDll, .. contender.AppArgs(urls, rings),
-         .. gcEndpoint ? new[] { GcEndpointArg } : [], .. extraArgs ?? []];
-
-    /// <summary>
-    /// Starts the app and waits until it prints "listening on" and answers <paramref name="probe"/>
+    /// Starts the app as <paramref name="launch"/> says and waits until it prints "listening on" and answers <paramref name="probe"/>
     /// (default: GET /plaintext, <see cref="Probe"/>; it gets the server's base URL and returns null when the answer is right).
-    /// <paramref name="serverCpus"/> null: not pinned; <paramref name="rings"/> null: no --rings;
-    /// <paramref name="gcEndpoint"/>: started with <see cref="GcEndpointArg"/>; <paramref name="extraArgs"/>: see <see cref="Command"/>.
     /// On failure returns null and the reason; the process is stopped.
     /// </summary>
-    public static ServerProcess? Start(
-        Contender contender, string dotnet, string appDll, string? serverCpus, int? rings,
-        int port, int? h2Port, string logPath, out string? error, bool gcEndpoint = false,
-        IReadOnlyList<string>? extraArgs = null, Func<string, string?>? probe = null)
+    public static ServerProcess? Start(ServerLaunch launch, string logPath, out string? error, Func<string, string?>? probe = null)
     {
-        string urls = $"http://127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}";
+        string urls = launch.Urls;
         var environment = new Dictionary<string, string?>
         {
             // The contender names the engine; an operator override would silently change it.
@@ -107,7 +90,7 @@ internal sealed class ServerProcess : IDisposable
                 environment[key] = null;
             }
         }
-        if (h2Port is int h2)
+        if (launch.H2Port is int h2)
         {
             // Endpoints from configuration replace --urls, so both endpoints are named here.
             environment["Kestrel__Endpoints__http1__Url"] = urls;
@@ -116,9 +99,9 @@ internal sealed class ServerProcess : IDisposable
         }
 
         var log = new StreamWriter(logPath, append: false) { AutoFlush = true };
-        var command = Command(contender, dotnet, appDll, serverCpus, rings, urls, gcEndpoint, extraArgs);
-        log.WriteLine($"# {contender.Name}: {string.Join(' ', command.Skip(FileLimit.ShellPrefix.Count))} (under sh: ulimit -n {FileLimit.Wanted}, then exec)");
-        var server = new ServerProcess(contender, port, h2Port, log);
+        var command = launch.Command;
+        log.WriteLine($"# {launch.Contender.Name}: {string.Join(' ', command.Skip(FileLimit.ShellPrefix.Count))} (under sh: ulimit -n {FileLimit.Wanted}, then exec)");
+        var server = new ServerProcess(launch, log);
         try
         {
             server._process = ChildProcesses.Start(
