@@ -13,8 +13,9 @@
 //                                in bytes (GC.GetTotalMemory)
 //   anything else             -> 404
 //
-// Usage: Uring.Perf.App [--transport sockets|uring|uring-epoll] [--inline] [--urls URLS] [--rings N] [--diagnostics] [--gc-endpoint] [--without F,G]
+// Usage: Uring.Perf.App [--transport sockets|uring|uring-epoll] [--inline] [--urls URLS] [--rings N] [--tls] [--diagnostics] [--gc-endpoint] [--without F,G]
 
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Uring.Native;
 using Uring.Transport;
 
@@ -23,9 +24,13 @@ namespace Uring.Perf.App;
 public static class Program
 {
     private const string Usage =
-        "usage: Uring.Perf.App [--transport sockets|uring|uring-epoll] [--inline] [--urls URLS] [--rings N] [--diagnostics] [--gc-endpoint] [--without F,G]\n" +
+        "usage: Uring.Perf.App [--transport sockets|uring|uring-epoll] [--inline] [--urls URLS] [--rings N] [--tls] [--diagnostics] [--gc-endpoint] [--without F,G]\n" +
         TransportSwitch.Help + "\n" +
         "  --urls       semicolon-separated listen URLs. Default: http://127.0.0.1:5000\n" +
+        "  --tls        serve the https:// URLs of --urls (e.g. \"http://127.0.0.1:5000;https://127.0.0.1:5001\"), and\n" +
+        "               those of Kestrel's configuration, with a self-signed ECDSA P-256 certificate made at\n" +
+        "               start-up; every endpoint speaks HTTP/1.1 only (over TLS: ALPN http/1.1), unless its\n" +
+        "               configuration names other protocols.\n" +
         "  --without F,G  withhold kernel features F, G (names of Uring.Native.RingFeatures) from the rings,\n" +
         "               as on a kernel without them: for A/B benchmarks of one feature.\n" +
         "  --diagnostics  serve GET /diag (the Uring.Transport meter's values, RSS, open fds) and log\n" +
@@ -34,7 +39,7 @@ public static class Program
         "               (which decommits what it can), finalizers run, a second such GC; answers 200 with\n" +
         "               the managed heap size after it, in bytes, as text (the runner's idle scenario uses it).";
 
-    private sealed record Settings(UringEngine? Engine, bool Inline, string Urls, int? Rings, bool Diagnostics, bool GcEndpoint, RingFeatures Without);
+    private sealed record Settings(UringEngine? Engine, bool Inline, string Urls, int? Rings, bool Tls, bool Diagnostics, bool GcEndpoint, RingFeatures Without);
 
     private static TransportDiagnostics? s_diagnostics;
 
@@ -66,6 +71,10 @@ public static class Program
             o.AddServerHeader = false;
             o.AllowSynchronousIO = false;
         });
+        if (settings.Tls)
+        {
+            UseTls(builder.WebHost);
+        }
 
         TransportSwitch.Apply(builder.WebHost, settings.Engine, settings.Inline, settings.Rings);
 
@@ -80,6 +89,7 @@ public static class Program
     private static Settings? ParseArgs(string[] args)
     {
         var server = new ServerArgs("http://127.0.0.1:5000");
+        bool tls = false;
         bool diagnostics = false;
         bool gcEndpoint = false;
         RingFeatures without = RingFeatures.None;
@@ -91,6 +101,7 @@ public static class Program
             {
                 case "-h" or "--help":
                     return null;
+                case "--tls": tls = line.Flag(); break;
                 case "--diagnostics": diagnostics = line.Flag(); break;
                 case "--gc-endpoint": gcEndpoint = line.Flag(); break;
                 case "--without":
@@ -104,7 +115,24 @@ public static class Program
             }
         }
 
-        return new Settings(server.Engine, server.Inline, server.Urls, server.Rings, diagnostics, gcEndpoint, without);
+        return new Settings(server.Engine, server.Inline, server.Urls, server.Rings, tls, diagnostics, gcEndpoint, without);
+    }
+
+    /// <summary>
+    /// --tls: https endpoints on a certificate made now (none on disk), HTTP/1.1 only so that wrk,
+    /// which offers no ALPN, and every HTTP/1.1 client get what they expect.
+    /// </summary>
+    private static void UseTls(IWebHostBuilder webHost)
+    {
+        var certificate = SelfSignedCertificate.CreateEcdsa();
+        webHost.UseKestrelHttpsConfiguration(); // the slim builder leaves https:// URLs out otherwise
+        webHost.ConfigureKestrel(o =>
+        {
+            o.ConfigureHttpsDefaults(https => https.ServerCertificate = certificate);
+            // Endpoint defaults cannot tell TLS endpoints apart; on cleartext ones Kestrel's default,
+            // Http1AndHttp2, speaks HTTP/1.1 only anyway. An endpoint configured with Protocols keeps them.
+            o.ConfigureEndpointDefaults(listen => listen.Protocols = HttpProtocols.Http1);
+        });
     }
 
     // ---- request handling -------------------------------------------------------------------

@@ -84,7 +84,7 @@ internal sealed partial class Benchmark
                 {
                     return;
                 }
-                var server = StartContender(contender, dotnet, app, NextPort(), h2Port: null, extraArgs);
+                var server = StartContender(contender, dotnet, app, NextPort(), h2Port: null, extraArgs: extraArgs);
                 if (server is not null)
                 {
                     servers.Add(server);

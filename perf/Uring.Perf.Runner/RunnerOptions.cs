@@ -42,6 +42,18 @@ internal sealed class RunnerOptions
                                 download-1m-16  GET /bytes?size=1048576 (1 MiB responses), 16 conns.
                                 upload-1m-16    POST /upload, 1 MiB bodies (perf/wrk/upload.lua,
                                                 UPLOAD_BYTES), 16 connections.
+                                tls-64          GET /plaintext over TLS, 64 keep-alive connections:
+                                                Kestrel terminates TLS on each server's https
+                                                endpoint (the app's --tls: a self-signed ECDSA P-256
+                                                certificate made at start-up, HTTP/1.1 only, ALPN
+                                                http/1.1); wrk https://, TLS 1.3, no certificate check.
+                                tls-close-64    the same with "Connection: close": a new TCP connection
+                                                and TLS handshake per request. wrk offers each new
+                                                connection the previous one's session and the server
+                                                issues TLS 1.3 tickets, so these are resumed handshakes
+                                                (PSK + ECDHE) after each connection's first, full one.
+                                                A server whose build has no --tls (a baseline build
+                                                older than it) is left out of both, with a note.
                                 h2-64, fixed-rate, client-64,
                                 idle-10k        idle keep-alive memory: per contender and run, a
                                                 fresh server (fd limit raised to 20000; pinned like
@@ -57,9 +69,9 @@ internal sealed class RunnerOptions
                                                 once settled again gives "KiB per connection after
                                                 a full GC", and the managed heap size the app
                                                 answers gives "managed heap KiB per connection".
-                              close-64, download-1m-16 and upload-1m-16 use wrk whatever --tool
-                              says (-H, a Lua script). They keep the default runs and duration:
-                              even the 1 MiB ones complete thousands of requests per 10 s run.
+                              close-64, download-1m-16, upload-1m-16 and the tls ones use wrk whatever
+                              --tool says (-H, a Lua script, https://). They keep the default runs and
+                              duration: even the 1 MiB ones complete thousands of requests per 10 s run.
                               client-64 loads the sockets server with HttpClient (Uring.Perf.Client),
                               default SocketsHttpHandler vs UseUringTransport(), and reports the
                               client's requests/s and CPU µs per request.
@@ -79,7 +91,7 @@ internal sealed class RunnerOptions
                               Time, 3 contenders, 5 runs x 10 s: each load scenario ~3 min (plus
                               1.5 min of first warm-up), idle-10k ~2.5 min (15 fresh servers, ~9 s
                               each), proxy-64 and grpc-unary-64 ~4.5 min each (their own first
-                              warm-ups): ~44 min for all thirteen; --defaults doubles it. Pick
+                              warm-ups): ~50 min for all fifteen; --defaults doubles it. Pick
                               --scenarios for a shorter run.
           --runs N            measured runs per contender and scenario. Default 5.
           --duration S        seconds per run. Default 10.

@@ -15,8 +15,14 @@ internal sealed record ServerLaunch(Contender Contender, string Dotnet, string A
     /// <summary>The app's flag that makes it serve POST /gc (a full, aggressive GC; answers the managed heap size).</summary>
     public const string GcEndpointArg = "--gc-endpoint";
 
+    /// <summary>The app's flag that makes it serve the https:// URLs of --urls (self-signed certificate, HTTP/1.1).</summary>
+    public const string TlsArg = "--tls";
+
     /// <summary>The HTTP/2-only cleartext port (--h2c-endpoint), or null.</summary>
     public int? H2Port { get; init; }
+
+    /// <summary>The HTTP/1.1-over-TLS port (<see cref="TlsArg"/>; the TLS scenarios), or null.</summary>
+    public int? TlsPort { get; init; }
 
     /// <summary>The app also serves POST /gc (<see cref="GcEndpointArg"/>; the idle scenario's servers).</summary>
     public bool GcEndpoint { get; init; }
@@ -27,10 +33,23 @@ internal sealed record ServerLaunch(Contender Contender, string Dotnet, string A
     /// <summary>The options the app's build lists in its --help (<see cref="AppOptions.Of"/>); null: every argument is passed.</summary>
     public IReadOnlySet<string>? KnownOptions { get; init; }
 
-    public string Urls => $"http://127.0.0.1:{Port.ToString(CultureInfo.InvariantCulture)}";
+    /// <summary>The cleartext HTTP/1.1 endpoint.</summary>
+    public string HttpUrl => Url("http", Port);
+
+    /// <summary>The https endpoint, or null.</summary>
+    public string? TlsUrl => TlsPort is int p ? Url("https", p) : null;
+
+    /// <summary>--urls: the HTTP/1.1 endpoint and the https one, if any.</summary>
+    public string Urls => TlsUrl is string tls ? $"{HttpUrl};{tls}" : HttpUrl;
+
+    public static string Url(string scheme, int port) => $"{scheme}://127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}";
 
     /// <summary>What the runner means to pass, before <see cref="KnownOptions"/> leaves any out.</summary>
-    private List<string> Wanted => [.. Contender.AppArgs(Urls, Rings), .. GcEndpoint ? new[] { GcEndpointArg } : [], .. ExtraArgs];
+    private List<string> Wanted =>
+        [.. Contender.AppArgs(Urls, Rings), .. TlsPort is null ? [] : new[] { TlsArg }, .. GcEndpoint ? new[] { GcEndpointArg } : [], .. ExtraArgs];
+
+    /// <summary>Whether the app's build has <paramref name="option"/> (every one, when its options are not known).</summary>
+    public bool Knows(string option) => KnownOptions is null || KnownOptions.Contains(option);
 
     /// <summary>The app's arguments: <see cref="Wanted"/> less the options its build does not have.</summary>
     public IReadOnlyList<string> AppArgs => AppOptions.Keep(Wanted, KnownOptions, out _);

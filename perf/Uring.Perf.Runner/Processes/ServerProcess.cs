@@ -38,6 +38,9 @@ internal sealed class ServerProcess : IDisposable
     /// <summary>The HTTP/2-only cleartext port (--h2c-endpoint), or null.</summary>
     public int? H2Port => Launch.H2Port;
 
+    /// <summary>The HTTP/1.1-over-TLS port (the TLS scenarios), or null.</summary>
+    public int? TlsPort => Launch.TlsPort;
+
     /// <summary>The app's own PID, from its "PID n" line.</summary>
     public int Pid => _pid;
 
@@ -62,8 +65,13 @@ internal sealed class ServerProcess : IDisposable
         }
     }
 
-    public string Url(string path, bool h2 = false) =>
-        $"http://127.0.0.1:{(h2 && H2Port is int p ? p : Port).ToString(CultureInfo.InvariantCulture)}{path}";
+    /// <summary>A URL on the server: its HTTP/1.1 endpoint, its h2c one (<paramref name="h2"/>) or its https one (<paramref name="tls"/>) where it has them.</summary>
+    public string Url(string path, bool h2 = false, bool tls = false) => (h2, tls) switch
+    {
+        (true, _) when H2Port is int p => ServerLaunch.Url("http", p),
+        (_, true) when TlsPort is int p => ServerLaunch.Url("https", p),
+        _ => ServerLaunch.Url("http", Port),
+    } + path;
 
     /// <summary>The soft open-file limit the app runs with (from /proc/PID/limits), once it is listening.</summary>
     public long? MaxOpenFiles { get; private set; }
@@ -75,7 +83,6 @@ internal sealed class ServerProcess : IDisposable
     /// </summary>
     public static ServerProcess? Start(ServerLaunch launch, string logPath, out string? error, Func<string, string?>? probe = null)
     {
-        string urls = launch.Urls;
         var environment = new Dictionary<string, string?>
         {
             // The contender names the engine; an operator override would silently change it.
@@ -92,10 +99,14 @@ internal sealed class ServerProcess : IDisposable
         }
         if (launch.H2Port is int h2)
         {
-            // Endpoints from configuration replace --urls, so both endpoints are named here.
-            environment["Kestrel__Endpoints__http1__Url"] = urls;
-            environment["Kestrel__Endpoints__h2c__Url"] = $"http://127.0.0.1:{h2.ToString(CultureInfo.InvariantCulture)}";
+            // Endpoints from configuration replace --urls, so every endpoint is named here.
+            environment["Kestrel__Endpoints__http1__Url"] = launch.HttpUrl;
+            environment["Kestrel__Endpoints__h2c__Url"] = ServerLaunch.Url("http", h2);
             environment["Kestrel__Endpoints__h2c__Protocols"] = "Http2";
+            if (launch.TlsUrl is string tls)
+            {
+                environment["Kestrel__Endpoints__https__Url"] = tls;
+            }
         }
 
         var log = new StreamWriter(logPath, append: false) { AutoFlush = true };
@@ -200,6 +211,8 @@ internal sealed class ServerProcess : IDisposable
         try
         {
             using var handler = new SocketsHttpHandler { UseProxy = false, PooledConnectionLifetime = TimeSpan.Zero };
+            // An https endpoint's certificate is self-signed, made at the server's start-up.
+            handler.SslOptions.RemoteCertificateValidationCallback = (_, _, _, _) => true;
             using var client = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(5) };
             using var request = new HttpRequestMessage(HttpMethod.Get, url);
             using var response = client.Send(request);

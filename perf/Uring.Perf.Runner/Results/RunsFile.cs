@@ -9,7 +9,7 @@ internal sealed class RunsFile
     /// <summary>
     /// 2 added the defaults pass (<see cref="ScenarioRecord.Unpinned"/>, ...) and the idle scenario's
     /// fields; 3 the idle scenario's after-a-full-GC fields (<see cref="RunRecord.RssKiBPerConnectionAfterGc"/>, ...);
-    /// 4 the baseline build (<see cref="RunSettings.BaselineBuild"/>, <see cref="ContenderRecord.Build"/>, ...).
+    /// 4 the baseline build (<see cref="RunSettings.BaselineBuild"/>, <see cref="ContenderRecord.Build"/>, ...) and <see cref="ContenderRecord.TlsPort"/>.
     /// Every field added since 1 is optional, so older files still render (--render).
     /// </summary>
     public int FormatVersion { get; set; } = 4;
@@ -107,6 +107,9 @@ internal sealed class ContenderRecord
     public List<string>? LeftOutArgs { get; set; }
     public int Port { get; set; }
     public int? H2Port { get; set; }
+
+    /// <summary>The https endpoint's port (the TLS scenarios); null: none.</summary>
+    public int? TlsPort { get; set; }
     public int? Pid { get; set; }
 
     /// <summary>"IoUring" / "Epoll" as the transport logged it; null for sockets.</summary>
