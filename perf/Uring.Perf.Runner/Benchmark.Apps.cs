@@ -1,4 +1,3 @@
-using System.Globalization;
 using Uring.Perf.Runner.Load;
 using Uring.Perf.Runner.Processes;
 using Uring.Perf.Runner.Results;
@@ -85,7 +84,7 @@ internal sealed partial class Benchmark
                 {
                     return;
                 }
-                var server = StartContender(contender, dotnet, app, NextPort(), h2Port: null, extraArgs);
+                var server = StartContender(contender, dotnet, app, NextPort(), h2Port: null, extraArgs: extraArgs);
                 if (server is not null)
                 {
                     servers.Add(server);
@@ -116,13 +115,13 @@ internal sealed partial class Benchmark
     /// <summary>proxy-64's backend: the sample app on Kestrel's Sockets transport, on the load CPUs (not pinned in the defaults pass).</summary>
     private ServerProcess? StartBackend(string dotnet, out string? error)
     {
-        var sockets = Contender.Find(Contender.Baseline)!;
+        var sockets = Contender.Find(Contender.Baseline, baseBuild: null)!;
         int port = NextPort();
         int? rings = _place.Unpinned ? null : _place.LoadCpuList.Count;
         string log = Path.Combine(runDir, $"proxy-backend{(_place.Unpinned ? "-defaults" : "")}.log");
-        Say($"==> starting the proxy's backend: {(_place.LoadCpus is null ? "" : $"taskset -c {_place.LoadCpus} ")}dotnet Uring.Perf.App.dll " +
-            string.Join(' ', sockets.AppArgs($"http://127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}", rings)));
-        var backend = ServerProcess.Start(sockets, dotnet, Path.Combine(repoRoot, s_sample.Dll), _place.LoadCpus, rings, port, h2Port: null, log, out error);
+        var launch = new ServerLaunch(sockets, dotnet, Path.Combine(repoRoot, s_sample.Dll), _place.LoadCpus, rings, port);
+        Say($"==> starting the proxy's backend: {(_place.LoadCpus is null ? "" : $"taskset -c {_place.LoadCpus} ")}dotnet Uring.Perf.App.dll {string.Join(' ', launch.AppArgs)}");
+        var backend = ServerProcess.Start(launch, log, out error);
         if (backend is not null)
         {
             Say($"    listening on :{port}, pid {backend.Pid}");

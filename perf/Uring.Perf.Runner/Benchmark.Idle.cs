@@ -64,7 +64,7 @@ internal sealed partial class Benchmark
             "each sends one request and reads its response, then stays open; they are closed (FIN) after the second RSS read. " +
             "**KiB per connection** is the RSS growth as read (settled), so it includes however much of the GC's gen0 budget happens to be committed at each read " +
             "(about ±1 KiB per connection from one run or build to the next). " +
-            $"**After a full GC**: right after each of those two reads the runner sends one POST /gc on an extra connection of its own (the servers run with `{ServerProcess.GcEndpointArg}`): " +
+            $"**After a full GC**: right after each of those two reads the runner sends one POST /gc on an extra connection of its own (the servers run with `{ServerLaunch.GcEndpointArg}`): " +
             "the app runs `GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true)`, the pending finalizers, and that GC again " +
             "(aggressive mode decommits what it can), and answers GC.GetTotalMemory(false); the RSS is then read once settled again, and the after-GC figure is " +
             "the growth of those reads per connection: the memory the connections keep, with far less GC noise. " +
@@ -72,7 +72,6 @@ internal sealed partial class Benchmark
             "(pinned buffers on the POH included; native memory, thread stacks and mapped rings are only in the RSS figures). " +
             "The GC before opening also compacts the heap the connections then grow from, so the as-read figure is not strictly comparable with runs that had no GC.";
         var plaintext = Scenario.Find(Scenario.RateReference)!;
-        string appDll = Path.Combine(repoRoot, AppDll);
         string logDir = Path.Combine(runDir, "idle-logs");
         Directory.CreateDirectory(logDir);
 
@@ -92,7 +91,7 @@ internal sealed partial class Benchmark
                     Thread.Sleep(TimeSpan.FromSeconds(options.PauseSeconds));
                 }
                 Say($"{_progress.Stamp()} {record.Name} run {run}/{options.Runs}: {contender.Name}");
-                var result = IdleRun(record, scenario.Path, contender, run, count, dotnet, appDll, logDir, plaintext, warmupTool);
+                var result = IdleRun(record, scenario.Path, contender, run, count, dotnet, logDir, plaintext, warmupTool);
                 if (Stopping)
                 {
                     return; // a run cut short by Ctrl-C is not a measurement
@@ -127,10 +126,10 @@ internal sealed partial class Benchmark
         }
     }
 
-    private RunRecord IdleRun(ScenarioRecord scenario, string path, Contender contender, int run, int count, string dotnet, string appDll, string logDir, Scenario plaintext, ILoadTool warmupTool)
+    private RunRecord IdleRun(ScenarioRecord scenario, string path, Contender contender, int run, int count, string dotnet, string logDir, Scenario plaintext, ILoadTool warmupTool)
     {
         int port = NextPort();
-        string urls = $"http://127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}";
+        var launch = Launch(contender, dotnet, s_sample, port) with { GcEndpoint = true };
         var result = new RunRecord
         {
             Scenario = scenario.Name,
@@ -139,10 +138,10 @@ internal sealed partial class Benchmark
             Tool = "runner",
             StartedUtc = DateTime.UtcNow,
             IdleConnections = count,
-            Command = [.. ServerProcess.Command(contender, dotnet, appDll, _place.ServerCpus, _place.Rings, urls, gcEndpoint: true)],
+            Command = [.. launch.Command],
         };
         string log = Path.Combine(logDir, $"server-{contender.Name}{(_place.Unpinned ? "-defaults" : "")}-run{run.ToString(CultureInfo.InvariantCulture)}.log");
-        using var server = ServerProcess.Start(contender, dotnet, appDll, _place.ServerCpus, _place.Rings, port, h2Port: null, log, out string? error, gcEndpoint: true);
+        using var server = ServerProcess.Start(launch, log, out string? error);
         if (server is null)
         {
             result.Failure = $"the server did not start: {error} (log: idle-logs/{Path.GetFileName(log)})";

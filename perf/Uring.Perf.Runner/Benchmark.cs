@@ -106,6 +106,12 @@ internal sealed partial class Benchmark(RunnerOptions options, string repoRoot, 
             {
                 throw new BenchmarkException($"{dll} does not exist: build it (drop --skip-build)");
             }
+            // The baseline build is another checkout, built there: the runner only runs it.
+            if (options.BaselineBuild is string baseBuild && !File.Exists(Path.Combine(baseBuild, dll)))
+            {
+                throw new BenchmarkException($"--baseline-build: {Path.Combine(baseBuild, dll)} does not exist: build that checkout " +
+                    $"(cd {baseBuild} && dotnet build Uring.Transport.sln -c Release)");
+            }
         }
     }
 
@@ -162,6 +168,7 @@ internal sealed partial class Benchmark(RunnerOptions options, string repoRoot, 
     {
         string dotnet = ChildProcesses.Which("dotnet") ?? throw new BenchmarkException("dotnet is not on PATH");
         bool h2Endpoint = options.H2cEndpoint && options.Scenarios.Any(s => s.Kind == ScenarioKind.H2c);
+        bool tlsEndpoint = options.Scenarios.Any(s => s.Tls);
         var started = new List<ServerProcess>();
 
         foreach (var contender in options.Contenders)
@@ -173,7 +180,8 @@ internal sealed partial class Benchmark(RunnerOptions options, string repoRoot, 
             int port = NextPort();
             // Each pass's servers take new ports: the previous pass's may still have connections in TIME_WAIT.
             int? h2Port = h2Endpoint ? ServerProcess.FreePort(port + 100, _ports) : null;
-            var server = StartContender(contender, dotnet, s_sample, port, h2Port);
+            int? tlsPort = tlsEndpoint ? ServerProcess.FreePort(port + 200, _ports) : null;
+            var server = StartContender(contender, dotnet, s_sample, port, h2Port, tlsPort);
             if (server is not null)
             {
                 started.Add(server);
@@ -188,27 +196,38 @@ internal sealed partial class Benchmark(RunnerOptions options, string repoRoot, 
     /// <summary>
     /// Starts one contender's server on the server CPUs, records it in runs.json and, when it runs,
     /// in <see cref="_servers"/>; null (recorded, said) when it did not start. <paramref name="app"/>
-    /// is the app to start; <paramref name="extraArgs"/> as for <see cref="ServerProcess.Start"/>.
+    /// is the app to start (from the baseline build for a @base contender); <paramref name="extraArgs"/>: its own arguments after the contender's.
+    /// <paramref name="tlsPort"/>: its https endpoint, left out when the app's build has no --tls.
     /// </summary>
-    private ServerProcess? StartContender(Contender contender, string dotnet, AppUnderTest app, int port, int? h2Port, IReadOnlyList<string>? extraArgs = null)
+    private ServerProcess? StartContender(Contender contender, string dotnet, AppUnderTest app, int port, int? h2Port, int? tlsPort = null, IReadOnlyList<string>? extraArgs = null)
     {
-        string urls = $"http://127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}";
         string log = Path.Combine(runDir, $"{app.LogPrefix}-{contender.Name}{(_place.Unpinned ? "-defaults" : "")}.log");
+        var launch = Launch(contender, dotnet, app, port) with { H2Port = h2Port, ExtraArgs = extraArgs ?? [] };
+        if (launch.Knows(ServerLaunch.TlsArg))
+        {
+            launch = launch with { TlsPort = tlsPort };
+        }
         var record = new ContenderRecord
         {
             Name = contender.Name,
             App = app == s_sample ? null : app.Name,
-            AppArgs = [.. contender.AppArgs(urls, _place.Rings), .. extraArgs ?? []],
+            Build = contender.BaseBuild,
+            AppArgs = [.. launch.AppArgs],
             Port = port,
             H2Port = h2Port,
+            TlsPort = launch.TlsPort,
             LogFile = Path.GetFileName(log),
             Unpinned = _place.Unpinned,
         };
         file.Contenders.Add(record);
 
-        Say($"==> starting {contender.Name}: {Pinning()}dotnet {app.Name}.dll {string.Join(' ', record.AppArgs)}");
-        var server = ServerProcess.Start(contender, dotnet, Path.Combine(repoRoot, app.Dll), _place.ServerCpus, _place.Rings, port, h2Port, log, out string? error,
-            extraArgs: extraArgs, probe: app.Probe);
+        Say($"==> starting {contender.Name}: {Pinning()}dotnet {(contender.BaseBuild is null ? "" : contender.BaseBuild + "/.../")}{app.Name}.dll {string.Join(' ', record.AppArgs)}");
+        if (launch.LeftOut.Count > 0)
+        {
+            record.LeftOutArgs = [.. launch.LeftOut];
+            Say($"    not passed (its build does not have them): {string.Join(' ', launch.LeftOut)}");
+        }
+        var server = ServerProcess.Start(launch, log, out string? error, probe: app.Probe);
         if (server is null)
         {
             record.Error = error;
@@ -226,9 +245,22 @@ internal sealed partial class Benchmark(RunnerOptions options, string repoRoot, 
             record.Error = $"engine is {server.Engine ?? "unknown (no engine line logged)"}, expected {contender.ExpectedEngine}";
             Say($"    ⚠ {contender.Name}: {record.Error}");
         }
-        Say($"    listening on :{port}{(h2Port is int p ? $" (h2c :{p})" : "")}, pid {server.Pid}{(server.EngineLine is null ? "" : "; " + server.EngineLine)}");
+        Say($"    listening on :{port}{(h2Port is int p ? $" (h2c :{p})" : "")}{(launch.TlsPort is int t ? $" (https :{t})" : "")}, pid {server.Pid}{(server.EngineLine is null ? "" : "; " + server.EngineLine)}");
         _servers.Add(server);
         return server;
+    }
+
+    /// <summary>
+    /// How to start <paramref name="app"/> for <paramref name="contender"/> in this pass: this
+    /// checkout's build, or the baseline build's, which gets only the options its --help lists.
+    /// </summary>
+    private ServerLaunch Launch(Contender contender, string dotnet, AppUnderTest app, int port)
+    {
+        string dll = Path.Combine(contender.BaseBuild ?? repoRoot, app.Dll);
+        return new ServerLaunch(contender, dotnet, dll, _place.ServerCpus, _place.Rings, port)
+        {
+            KnownOptions = contender.BaseBuild is null ? null : AppOptions.Of(dotnet, dll),
+        };
     }
 
     /// <summary>"taskset -c 0 " when the servers are pinned, else "".</summary>
@@ -331,6 +363,14 @@ internal sealed partial class Benchmark(RunnerOptions options, string repoRoot, 
         if (scenario.Kind == ScenarioKind.H2c)
         {
             servers = H2cCapable(scenario, servers, record);
+            if (servers.Count == 0)
+            {
+                return;
+            }
+        }
+        if (scenario.Tls)
+        {
+            servers = TlsCapable(scenario, servers, record);
             if (servers.Count == 0)
             {
                 return;
@@ -479,6 +519,36 @@ internal sealed partial class Benchmark(RunnerOptions options, string repoRoot, 
         return capable;
     }
 
+    /// <summary>The contenders whose server answers over TLS on its https endpoint; records why the others are left out.</summary>
+    private List<ServerProcess> TlsCapable(Scenario scenario, List<ServerProcess> servers, ScenarioRecord record)
+    {
+        var capable = new List<ServerProcess>();
+        var refused = new List<string>();
+        foreach (var server in servers)
+        {
+            string? error = server.TlsPort is null
+                ? $"its build has no {ServerLaunch.TlsArg}"
+                : ServerProcess.Probe(server.Url(scenario.Path, tls: true));
+            if (error is null)
+            {
+                capable.Add(server);
+            }
+            else
+            {
+                refused.Add($"{server.Contender.Name} ({error})");
+            }
+        }
+        if (capable.Count == 0)
+        {
+            NotRun(record, $"no server answered over TLS: {string.Join("; ", refused)}");
+        }
+        else if (refused.Count > 0)
+        {
+            record.Note = $"Left out (no https endpoint): {string.Join("; ", refused)}.";
+        }
+        return capable;
+    }
+
     /// <summary>
     /// Sets the fixed rate: --rate, else half the baseline's plaintext-64 median (measured now
     /// if plaintext-64 was not run). With wrk, the pause per connection is calibrated once
@@ -574,7 +644,7 @@ internal sealed partial class Benchmark(RunnerOptions options, string repoRoot, 
     }
 
     private LoadSpec Spec(Scenario scenario, ServerProcess server, int seconds, FixedRate? rate) => new(
-        server.Url(scenario.Path, h2: scenario.Kind == ScenarioKind.H2c),
+        server.Url(scenario.Path, h2: scenario.Kind == ScenarioKind.H2c, tls: scenario.Tls),
         rate?.Connections ?? scenario.Connections,
         _place.LoadThreads,
         seconds,

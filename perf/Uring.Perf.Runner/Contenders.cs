@@ -9,6 +9,9 @@ internal sealed record Contender(string Name, string Transport, bool Inline, str
 {
     public const string Baseline = "sockets";
 
+    /// <summary>Ends the name of a contender run from the baseline build (--baseline-build): "uring@base".</summary>
+    public const string BaseSuffix = "@base";
+
     public static IReadOnlyList<Contender> All { get; } =
     [
         new("sockets", "sockets", Inline: false, ExpectedEngine: null),
@@ -18,12 +21,36 @@ internal sealed record Contender(string Name, string Transport, bool Inline, str
         new("uring-inline", "uring", Inline: true, ExpectedEngine: "IoUring"),
     ];
 
+    /// <summary>The checkout whose built apps this contender runs (--baseline-build); null: this one.</summary>
+    public string? BaseBuild { get; init; }
+
     /// <summary>The default set; <c>--inline</c> adds the inline variants.</summary>
     public static IReadOnlyList<Contender> Defaults(bool withInline) =>
         [.. All.Where(c => withInline || !c.Inline)];
 
-    public static Contender? Find(string name) =>
-        All.FirstOrDefault(c => string.Equals(c.Name, name, StringComparison.OrdinalIgnoreCase));
+    /// <summary>
+    /// A contender by name; "NAME@base" is NAME run from <paramref name="baseBuild"/>. Null for an
+    /// unknown name; throws ArgumentException for "@base" without a baseline build.
+    /// </summary>
+    public static Contender? Find(string name, string? baseBuild)
+    {
+        bool onBase = name.EndsWith(BaseSuffix, StringComparison.OrdinalIgnoreCase);
+        var found = All.FirstOrDefault(c => string.Equals(c.Name, onBase ? name[..^BaseSuffix.Length] : name, StringComparison.OrdinalIgnoreCase));
+        if (!onBase || found is null)
+        {
+            return found;
+        }
+        return baseBuild is null
+            ? throw new ArgumentException($"contender '{name}' runs the baseline build: give --baseline-build DIR")
+            : found.OnBaseBuild(baseBuild);
+    }
+
+    /// <summary>This contender's twin started from the baseline build in <paramref name="dir"/>.</summary>
+    public Contender OnBaseBuild(string dir) => this with { Name = Name + BaseSuffix, BaseBuild = dir };
+
+    /// <summary>The row a baseline-build contender is compared with ("uring" for "uring@base"); null for a contender of this build.</summary>
+    public static string? CounterpartOf(string name) =>
+        name.EndsWith(BaseSuffix, StringComparison.Ordinal) ? name[..^BaseSuffix.Length] : null;
 
     /// <summary>The app's arguments for this contender; <paramref name="rings"/> null: no --rings (the transport's default).</summary>
     public IReadOnlyList<string> AppArgs(string urls, int? rings)

@@ -22,14 +22,15 @@ internal static class MachineInfo
             .Select(l => l[(l.IndexOf(':') + 1)..].Trim())
             .FirstOrDefault() ?? "unknown";
 
-        string commit = Output("git", "rev-parse", "--short", "HEAD");
-        if (commit.Length == 0)
+        // The short commit of a checkout, and whether its tracked files differ from it.
+        string Commit(string dir)
         {
-            commit = "unknown (not a git checkout?)";
-        }
-        else if (Output("git", "status", "--porcelain", "--untracked-files=no").Length > 0)
-        {
-            commit += " with uncommitted changes";
+            string commit = Output("git", "-C", dir, "rev-parse", "--short", "HEAD");
+            if (commit.Length == 0)
+            {
+                return "unknown (not a git checkout?)";
+            }
+            return Output("git", "-C", dir, "status", "--porcelain", "--untracked-files=no").Length > 0 ? commit + " with uncommitted changes" : commit;
         }
 
         return new MachineFacts
@@ -43,7 +44,8 @@ internal static class MachineInfo
             DotnetSdk = Output("dotnet", "--version"),
             DotnetRuntime = RuntimeInformation.FrameworkDescription,
             ClockTicksPerSecond = CpuTime.TicksPerSecond,
-            Commit = commit,
+            Commit = Commit(repoRoot),
+            BaselineCommit = options.BaselineBuild is string baseBuild ? Commit(baseBuild) : null,
         };
     }
 }

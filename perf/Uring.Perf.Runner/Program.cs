@@ -71,6 +71,7 @@ public static class Program
                 Passes = [.. options.Passes.Select(p => p.Unpinned ? "defaults" : "pinned")],
                 DefaultsLoadThreads = options.DefaultsPass ? Placement.Defaults().LoadThreads : null,
                 IdleConnections = options.Scenarios.Any(s => s.Kind == ScenarioKind.Idle) ? options.IdleConnections : null,
+                BaselineBuild = options.BaselineBuild,
             },
         };
         if (options.PinnedPass && options.ServerCpuList.Intersect(options.LoadCpuList).Any())

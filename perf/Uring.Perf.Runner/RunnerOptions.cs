@@ -16,7 +16,23 @@ internal sealed class RunnerOptions
         engine against the epoll engine: req/s and CPU µs per request).
 
           --contenders LIST   comma-separated; default sockets,uring,uring-epoll.
-                              Known: sockets, uring, uring-epoll, sockets-inline, uring-inline.
+                              Known: sockets, uring, uring-epoll, sockets-inline, uring-inline; with
+                              --baseline-build also any of them + "@base" (e.g. uring@base).
+          --baseline-build DIR  A/B this build against another checkout of this repo, already built
+                              with `dotnet build Uring.Transport.sln -c Release` there (DIR/perf/*/bin/
+                              Release/net10.0/*.dll are run as they are). Each chosen uring contender
+                              gets a twin NAME@base (uring@base, uring-epoll@base) started from DIR's
+                              app with the same arguments, less any option that app's --help does not
+                              list (an older build predates newer ones; a TLS scenario leaves out a
+                              server without its https endpoint). The twins are contenders like the
+                              others: warmed up the same, interleaved run by run, each right after
+                              the contender it is compared with. The report adds, per scenario and
+                              pass, the paired ratio new / base: per run i, NAME's figure over
+                              NAME@base's, then the median over the runs, how many runs were below
+                              1, and the smallest and largest (CPU µs/req and req/s; idle-10k: KiB
+                              per connection, and after a full GC). When --contenders names a
+                              NAME@base itself, no twin is added: the list is taken as it is, e.g.
+                              --contenders uring,uring@base,uring-epoll,uring-epoll@base.
           --inline            add sockets-inline and uring-inline to the default contenders.
           --scenarios LIST    comma-separated; default all, in this order:
                                 plaintext-64, plaintext-256, plaintext-pipelined-16, json-64,
@@ -26,6 +42,18 @@ internal sealed class RunnerOptions
                                 download-1m-16  GET /bytes?size=1048576 (1 MiB responses), 16 conns.
                                 upload-1m-16    POST /upload, 1 MiB bodies (perf/wrk/upload.lua,
                                                 UPLOAD_BYTES), 16 connections.
+                                tls-64          GET /plaintext over TLS, 64 keep-alive connections:
+                                                Kestrel terminates TLS on each server's https
+                                                endpoint (the app's --tls: a self-signed ECDSA P-256
+                                                certificate made at start-up, HTTP/1.1 only, ALPN
+                                                http/1.1); wrk https://, TLS 1.3, no certificate check.
+                                tls-close-64    the same with "Connection: close": a new TCP connection
+                                                and TLS handshake per request. wrk offers each new
+                                                connection the previous one's session and the server
+                                                issues TLS 1.3 tickets, so these are resumed handshakes
+                                                (PSK + ECDHE) after each connection's first, full one.
+                                                A server whose build has no --tls (a baseline build
+                                                older than it) is left out of both, with a note.
                                 h2-64, fixed-rate, client-64,
                                 idle-10k        idle keep-alive memory: per contender and run, a
                                                 fresh server (fd limit raised to 20000; pinned like
@@ -41,9 +69,9 @@ internal sealed class RunnerOptions
                                                 once settled again gives "KiB per connection after
                                                 a full GC", and the managed heap size the app
                                                 answers gives "managed heap KiB per connection".
-                              close-64, download-1m-16 and upload-1m-16 use wrk whatever --tool
-                              says (-H, a Lua script). They keep the default runs and duration:
-                              even the 1 MiB ones complete thousands of requests per 10 s run.
+                              close-64, download-1m-16, upload-1m-16 and the tls ones use wrk whatever
+                              --tool says (-H, a Lua script, https://). They keep the default runs and
+                              duration: even the 1 MiB ones complete thousands of requests per 10 s run.
                               client-64 loads the sockets server with HttpClient (Uring.Perf.Client),
                               default SocketsHttpHandler vs UseUringTransport(), and reports the
                               client's requests/s and CPU µs per request.
@@ -63,7 +91,7 @@ internal sealed class RunnerOptions
                               Time, 3 contenders, 5 runs x 10 s: each load scenario ~3 min (plus
                               1.5 min of first warm-up), idle-10k ~2.5 min (15 fresh servers, ~9 s
                               each), proxy-64 and grpc-unary-64 ~4.5 min each (their own first
-                              warm-ups): ~44 min for all thirteen; --defaults doubles it. Pick
+                              warm-ups): ~50 min for all fifteen; --defaults doubles it. Pick
                               --scenarios for a shorter run.
           --runs N            measured runs per contender and scenario. Default 5.
           --duration S        seconds per run. Default 10.
@@ -122,6 +150,9 @@ internal sealed class RunnerOptions
     public bool Install { get; private set; } = true;
     public bool SkipBuild { get; private set; }
     public string? OutDir { get; private set; }
+
+    /// <summary>--baseline-build: the other checkout (full path) whose apps the @base contenders run; null: none.</summary>
+    public string? BaselineBuild { get; private set; }
 
     /// <summary>The passes to run: the pinned one (the method) and/or the defaults one (--defaults).</summary>
     public IReadOnlyList<Placement> Passes { get; private set; } = [];
@@ -193,6 +224,13 @@ internal sealed class RunnerOptions
                 case "--no-install": line.Flag(); o.Install = false; break;
                 case "--skip-build": line.Flag(); o.SkipBuild = true; break;
                 case "--out": o.OutDir = line.Value(); break;
+                case "--baseline-build":
+                    o.BaselineBuild = Path.GetFullPath(line.Value());
+                    if (!Directory.Exists(o.BaselineBuild))
+                    {
+                        throw new ArgumentException($"--baseline-build: {o.BaselineBuild} is not a folder");
+                    }
+                    break;
                 case "--render": o.RenderDir = line.Value(); break;
                 default:
                     throw line.Unknown();
@@ -211,8 +249,17 @@ internal sealed class RunnerOptions
 
         o.Contenders = contenders is null
             ? [.. Contender.Defaults(inline)]
-            : [.. SplitList(contenders).Select(n => Contender.Find(n) ?? throw new ArgumentException(
-                $"unknown contender '{n}' (known: {string.Join(", ", Contender.All.Select(c => c.Name))})"))];
+            : [.. SplitList(contenders).Select(n => Contender.Find(n, o.BaselineBuild) ?? throw new ArgumentException(
+                $"unknown contender '{n}' (known: {string.Join(", ", Contender.All.Select(c => c.Name))}, and NAME{Contender.BaseSuffix} with --baseline-build)"))];
+        if (o.BaselineBuild is string baseBuild && !o.Contenders.Any(c => c.BaseBuild is not null))
+        {
+            // Each twin right after its counterpart: the pair's runs are next to each other in time.
+            o.Contenders = [.. o.Contenders.SelectMany(c => c.ExpectedEngine is null ? [c] : new[] { c, c.OnBaseBuild(baseBuild) })];
+            if (!o.Contenders.Any(c => c.BaseBuild is not null))
+            {
+                throw new ArgumentException("--baseline-build: no uring contender chosen to compare (name one, or NAME@base in --contenders)");
+            }
+        }
         o.Scenarios = scenarios is null
             ? [.. Scenario.All]
             : [.. SplitList(scenarios).Select(n => Scenario.Find(n) ?? throw new ArgumentException(

@@ -67,6 +67,8 @@ internal sealed record Scenario(string Name, ScenarioKind Kind, string Path, int
             PayloadBytes = MiB,
             PayloadDirection = "request",
         },
+        new("tls-64", ScenarioKind.Http1, "/plaintext", Connections: 64) { Tls = true },
+        new("tls-close-64", ScenarioKind.Http1, "/plaintext", Connections: 64) { Header = "Connection: close", Tls = true },
         new("h2-64", ScenarioKind.H2c, "/plaintext", Connections: 4, Streams: 16),
         // Connections for fixed-rate are chosen when the rate is known (see FixedRatePlan).
         new("fixed-rate", ScenarioKind.FixedRate, "/plaintext", Connections: 64),
@@ -94,8 +96,11 @@ internal sealed record Scenario(string Name, ScenarioKind Kind, string Path, int
     /// <summary>"response" (download) or "request" (upload).</summary>
     public string? PayloadDirection { get; init; }
 
-    /// <summary>Whether only wrk can make this load: pipelining, an extra header, a script.</summary>
-    public bool NeedsWrk => Kind == ScenarioKind.Pipelined || Header is not null || Script is not null;
+    /// <summary>HTTP/1.1 over TLS, to the server's https endpoint (the app's --tls).</summary>
+    public bool Tls { get; init; }
+
+    /// <summary>Whether only wrk can make this load: pipelining, an extra header, a script, TLS (wrk does not check the self-signed certificate).</summary>
+    public bool NeedsWrk => Kind == ScenarioKind.Pipelined || Header is not null || Script is not null || Tls;
 
     /// <summary>Whether the scenario measures a server of its own (the proxy, the gRPC app), started for it, instead of the sample app's contenders.</summary>
     public bool OwnServers => Kind is ScenarioKind.Proxy or ScenarioKind.Grpc;
@@ -105,6 +110,13 @@ internal sealed record Scenario(string Name, ScenarioKind Kind, string Path, int
 
     public string Describe() => Kind switch
     {
+        ScenarioKind.Http1 when Tls && Header == "Connection: close" =>
+            $"GET {Path} over TLS with `{Header}`, {Connections} connections: a new TCP connection and TLS handshake for every request. " +
+            "wrk offers each new connection the session of the one before it, and Kestrel (SslStream) issues TLS 1.3 session tickets, so after each " +
+            "connection's first, full handshake they are resumed ones (PSK with an ECDHE key exchange; the certificate is neither sent nor signed with); " +
+            "the server's CPU per request includes accepting, that handshake and closing. " + TlsSetup,
+        ScenarioKind.Http1 when Tls =>
+            $"GET {Path} over TLS, {Connections} keep-alive connections, one request in flight per connection; each connection's one handshake is in the warm-up. " + TlsSetup,
         ScenarioKind.Http1 when Header == "Connection: close" =>
             $"GET {Path} with `{Header}`, {Connections} connections: a new TCP connection for every request (connect, accept, one request, close); " +
             "the server's CPU per request includes accepting and closing the connection",
@@ -134,6 +146,11 @@ internal sealed record Scenario(string Name, ScenarioKind Kind, string Path, int
             "per connection",
         _ => Name,
     };
+
+    /// <summary>How the TLS scenarios' servers and wrk meet.</summary>
+    private const string TlsSetup =
+        "Kestrel terminates TLS on the app's https endpoint (--tls): a self-signed ECDSA P-256 certificate made at its start-up, HTTP/1.1 only (ALPN http/1.1); " +
+        "wrk (OpenSSL, no certificate check, no ALPN) negotiates TLS 1.3";
 
     private static string Size(long? bytes) => bytes switch
     {

@@ -22,20 +22,24 @@ internal sealed class ServerProcess : IDisposable
     private bool _listening;
     private bool _disposed;
 
-    private ServerProcess(Contender contender, int port, int? h2Port, StreamWriter log)
+    private ServerProcess(ServerLaunch launch, StreamWriter log)
     {
-        Contender = contender;
-        Port = port;
-        H2Port = h2Port;
+        Launch = launch;
         _log = log;
     }
 
-    public Contender Contender { get; }
+    /// <summary>How it was started.</summary>
+    public ServerLaunch Launch { get; }
 
-    public int Port { get; }
+    public Contender Contender => Launch.Contender;
+
+    public int Port => Launch.Port;
 
     /// <summary>The HTTP/2-only cleartext port (--h2c-endpoint), or null.</summary>
-    public int? H2Port { get; }
+    public int? H2Port => Launch.H2Port;
+
+    /// <summary>The HTTP/1.1-over-TLS port (the TLS scenarios), or null.</summary>
+    public int? TlsPort => Launch.TlsPort;
 
     /// <summary>The app's own PID, from its "PID n" line.</summary>
     public int Pid => _pid;
@@ -61,38 +65,24 @@ internal sealed class ServerProcess : IDisposable
         }
     }
 
-    public string Url(string path, bool h2 = false) =>
-        $"http://127.0.0.1:{(h2 && H2Port is int p ? p : Port).ToString(CultureInfo.InvariantCulture)}{path}";
+    /// <summary>A URL on the server: its HTTP/1.1 endpoint, its h2c one (<paramref name="h2"/>) or its https one (<paramref name="tls"/>) where it has them.</summary>
+    public string Url(string path, bool h2 = false, bool tls = false) => (h2, tls) switch
+    {
+        (true, _) when H2Port is int p => ServerLaunch.Url("http", p),
+        (_, true) when TlsPort is int p => ServerLaunch.Url("https", p),
+        _ => ServerLaunch.Url("http", Port),
+    } + path;
 
     /// <summary>The soft open-file limit the app runs with (from /proc/PID/limits), once it is listening.</summary>
     public long? MaxOpenFiles { get; private set; }
 
-    /// <summary>The app's flag that makes it serve POST /gc (a full, aggressive GC; answers the managed heap size).</summary>
-    public const string GcEndpointArg = "--gc-endpoint";
-
     /// <summary>
-    /// The command line that starts the app: sh raising the fd limit, taskset when pinned, dotnet.
-    /// <paramref name="gcEndpoint"/>: the app also serves POST /gc (<see cref="GcEndpointArg"/>; the idle scenario's servers).
-    /// <paramref name="extraArgs"/>: the app's own arguments after the contender's (the proxy's --backend).
-    /// </summary>
-    public static IReadOnlyList<string> Command(Contender contender, string dotnet, string appDll, string? serverCpus, int? rings, string urls,
-        bool gcEndpoint = false, IReadOnlyList<string>? extraArgs = null) =>
-        [.. FileLimit.ShellPrefix, .. serverCpus is null ? [] : new[] { "taskset", "-c", serverCpus }, dotnet, appDll, .. contender.AppArgs(urls, rings),
-         .. gcEndpoint ? new[] { GcEndpointArg } : [], .. extraArgs ?? []];
-
-    /// <summary>
-    /// Starts the app and waits until it prints "listening on" and answers <paramref name="probe"/>
+    /// Starts the app as <paramref name="launch"/> says and waits until it prints "listening on" and answers <paramref name="probe"/>
     /// (default: GET /plaintext, <see cref="Probe"/>; it gets the server's base URL and returns null when the answer is right).
-    /// <paramref name="serverCpus"/> null: not pinned; <paramref name="rings"/> null: no --rings;
-    /// <paramref name="gcEndpoint"/>: started with <see cref="GcEndpointArg"/>; <paramref name="extraArgs"/>: see <see cref="Command"/>.
     /// On failure returns null and the reason; the process is stopped.
     /// </summary>
-    public static ServerProcess? Start(
-        Contender contender, string dotnet, string appDll, string? serverCpus, int? rings,
-        int port, int? h2Port, string logPath, out string? error, bool gcEndpoint = false,
-        IReadOnlyList<string>? extraArgs = null, Func<string, string?>? probe = null)
+    public static ServerProcess? Start(ServerLaunch launch, string logPath, out string? error, Func<string, string?>? probe = null)
     {
-        string urls = $"http://127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}";
         var environment = new Dictionary<string, string?>
         {
             // The contender names the engine; an operator override would silently change it.
@@ -107,18 +97,22 @@ internal sealed class ServerProcess : IDisposable
                 environment[key] = null;
             }
         }
-        if (h2Port is int h2)
+        if (launch.H2Port is int h2)
         {
-            // Endpoints from configuration replace --urls, so both endpoints are named here.
-            environment["Kestrel__Endpoints__http1__Url"] = urls;
-            environment["Kestrel__Endpoints__h2c__Url"] = $"http://127.0.0.1:{h2.ToString(CultureInfo.InvariantCulture)}";
+            // Endpoints from configuration replace --urls, so every endpoint is named here.
+            environment["Kestrel__Endpoints__http1__Url"] = launch.HttpUrl;
+            environment["Kestrel__Endpoints__h2c__Url"] = ServerLaunch.Url("http", h2);
             environment["Kestrel__Endpoints__h2c__Protocols"] = "Http2";
+            if (launch.TlsUrl is string tls)
+            {
+                environment["Kestrel__Endpoints__https__Url"] = tls;
+            }
         }
 
         var log = new StreamWriter(logPath, append: false) { AutoFlush = true };
-        var command = Command(contender, dotnet, appDll, serverCpus, rings, urls, gcEndpoint, extraArgs);
-        log.WriteLine($"# {contender.Name}: {string.Join(' ', command.Skip(FileLimit.ShellPrefix.Count))} (under sh: ulimit -n {FileLimit.Wanted}, then exec)");
-        var server = new ServerProcess(contender, port, h2Port, log);
+        var command = launch.Command;
+        log.WriteLine($"# {launch.Contender.Name}: {string.Join(' ', command.Skip(FileLimit.ShellPrefix.Count))} (under sh: ulimit -n {FileLimit.Wanted}, then exec)");
+        var server = new ServerProcess(launch, log);
         try
         {
             server._process = ChildProcesses.Start(
@@ -217,6 +211,8 @@ internal sealed class ServerProcess : IDisposable
         try
         {
             using var handler = new SocketsHttpHandler { UseProxy = false, PooledConnectionLifetime = TimeSpan.Zero };
+            // An https endpoint's certificate is self-signed, made at the server's start-up.
+            handler.SslOptions.RemoteCertificateValidationCallback = (_, _, _, _) => true;
             using var client = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(5) };
             using var request = new HttpRequestMessage(HttpMethod.Get, url);
             using var response = client.Send(request);

@@ -51,6 +51,10 @@ internal static class MarkdownReport
         md.AppendLine($"| Syscalls | {m.SyscallCounting} |");
         md.AppendLine($"| .NET | SDK {m.DotnetSdk}, runtime {m.DotnetRuntime}; server GC, Release |");
         md.AppendLine($"| Commit | {m.Commit} |");
+        if (s.BaselineBuild is not null)
+        {
+            md.AppendLine($"| Baseline build | {s.BaselineBuild}, commit {m.BaselineCommit}: the contenders named NAME{Contender.BaseSuffix} run its apps |");
+        }
         md.AppendLine($"| Method | {s.Runs} runs x {s.DurationSeconds} s per contender and scenario, contenders alternating run by run; warm-up {s.WarmupSeconds} s on each contender's first scenario, {s.ScenarioWarmupSeconds} s before each later one; {Num(s.PauseSeconds, "0.#")} s idle between runs. Figures are medians over the runs. |");
         md.AppendLine($"| Command | `./build.sh bench {string.Join(' ', s.CommandLine)}` |");
         md.AppendLine();
@@ -90,6 +94,10 @@ internal static class MarkdownReport
             string limit = c.MaxOpenFiles is long n ? $", fd limit {(n == long.MaxValue ? "unlimited" : n.ToString(CultureInfo.InvariantCulture))}" : "";
             string status = c.Started ? (c.Error is null ? $"ran (pid {c.Pid}{limit})" : $"⚠ {c.Error}") : $"⚠ did not start: {c.Error}";
             string name = (c.App is null ? c.Name : $"{c.Name} ({c.App})") + (c.Unpinned ? $", {Placement.DefaultsLabel}" : "");
+            if (c.LeftOutArgs is { Count: > 0 } leftOut)
+            {
+                status += $"; not passed, its build does not have them: `{string.Join(' ', leftOut)}`";
+            }
             md.AppendLine($"| {name} | `{string.Join(' ', c.AppArgs)}` | {Cell(c.EngineLine ?? c.Engine ?? "(Kestrel sockets)")} | {Cell(status)} |");
         }
         if (file.Scenarios.Any(x => x.Idle))
@@ -194,6 +202,7 @@ internal static class MarkdownReport
                 "uring / uring-epoll: the io_uring engine's median divided by the epoll engine's.");
             md.AppendLine();
         }
+        RenderPaired(md, file, ordered);
         if (idle.Count > 0)
         {
             // An idle-only run starts no long-lived contenders (file.Contenders is empty): the rows name them.
@@ -231,6 +240,39 @@ internal static class MarkdownReport
                 md.AppendLine();
             }
         }
+    }
+
+    /// <summary>This build against the baseline build: every scenario's paired ratios (<see cref="Summary.Paired"/>), one row per figure.</summary>
+    private static void RenderPaired(StringBuilder md, RunsFile file, List<ScenarioRecord> ordered)
+    {
+        var scenarios = ordered.Where(x => x.Supported).Select(x => (Scenario: x, Ratios: Summary.Paired(file, x.Name, x.Idle))).Where(x => x.Ratios.Count > 0).ToList();
+        if (scenarios.Count == 0)
+        {
+            return;
+        }
+        md.AppendLine($"This build ({file.Machine.Commit}) against the baseline build ({file.Machine.BaselineCommit}, the contenders NAME{Contender.BaseSuffix}), paired by run:");
+        md.AppendLine();
+        md.AppendLine("| scenario | contender | figure | new / base, median | runs below 1 | min | max |");
+        md.AppendLine("|---|---|---|--:|--:|--:|--:|");
+        foreach (var (scenario, ratios) in scenarios)
+        {
+            foreach (var p in ratios)
+            {
+                md.AppendLine($"| {Title(scenario)} | {p.Contender} | {p.Figure} | {Ratio(p.Median)} | {p.BelowOne} of {p.Pairs} | {Ratio(p.Min)} | {Ratio(p.Max)} |");
+            }
+        }
+        md.AppendLine();
+        md.AppendLine("For each run i, the contender's figure over its @base twin's in the same run i (the two measured one after the other); " +
+            "the median of those ratios, how many were below 1, and the smallest and largest. Below 1: this build spends less CPU or memory, or serves fewer req/s, than the baseline build.");
+        md.AppendLine();
+    }
+
+    /// <summary>A scenario section's line of paired ratios against the baseline build; null without a @base twin.</summary>
+    private static string? PairedLine(RunsFile file, ScenarioRecord scenario)
+    {
+        var ratios = Summary.Paired(file, scenario.Name, scenario.Idle);
+        return ratios.Count == 0 ? null : "This build / the baseline build, paired by run: " + string.Join("; ", ratios.Select(p =>
+            $"{p.Contender} {p.Figure} {Ratio(p.Median)} ({p.BelowOne} of {p.Pairs} runs below 1, {Ratio(p.Min)} to {Ratio(p.Max)})")) + ".";
     }
 
     /// <summary>The idle scenario's table: RSS before and after, growth per connection, its ratios.</summary>
@@ -309,6 +351,11 @@ internal static class MarkdownReport
         if (engineParts.Count > 0)
         {
             md.AppendLine($"uring / uring-epoll: {string.Join("; ", engineParts)}.");
+            md.AppendLine();
+        }
+        if (PairedLine(file, scenario) is string paired)
+        {
+            md.AppendLine(paired);
             md.AppendLine();
         }
     }
@@ -396,6 +443,10 @@ internal static class MarkdownReport
         if (!client && Summary.Engines(rows) is EngineRatio e)
         {
             extra.Add($"uring / uring-epoll: req/s {Ratio(e.Rps)}, CPU µs/req {Ratio(e.Cpu)}.");
+        }
+        if (PairedLine(file, scenario) is string paired)
+        {
+            extra.Add(paired);
         }
         if (scenario.PayloadBytes is long bytes && bytes > 0)
         {

@@ -8,10 +8,11 @@ internal sealed class RunsFile
 {
     /// <summary>
     /// 2 added the defaults pass (<see cref="ScenarioRecord.Unpinned"/>, ...) and the idle scenario's
-    /// fields; 3 the idle scenario's after-a-full-GC fields (<see cref="RunRecord.RssKiBPerConnectionAfterGc"/>, ...).
-    /// Every field added since 1 is optional, so version 1 and 2 files still render (--render).
+    /// fields; 3 the idle scenario's after-a-full-GC fields (<see cref="RunRecord.RssKiBPerConnectionAfterGc"/>, ...);
+    /// 4 the baseline build (<see cref="RunSettings.BaselineBuild"/>, <see cref="ContenderRecord.Build"/>, ...) and <see cref="ContenderRecord.TlsPort"/>.
+    /// Every field added since 1 is optional, so older files still render (--render).
     /// </summary>
-    public int FormatVersion { get; set; } = 3;
+    public int FormatVersion { get; set; } = 4;
     public bool Quick { get; set; }
 
     /// <summary>True when the run was stopped early (Ctrl-C, a signal): the numbers are partial.</summary>
@@ -56,6 +57,9 @@ internal sealed class MachineFacts
     public long ClockTicksPerSecond { get; set; }
     public string Commit { get; set; } = "";
 
+    /// <summary>The baseline build's commit (--baseline-build), as <see cref="Commit"/>; null without one.</summary>
+    public string? BaselineCommit { get; set; }
+
     /// <summary>"wrk debian/4.1.0-3+b2 [epoll] ..." etc., one per tool used.</summary>
     public List<string> LoadTools { get; set; } = [];
 
@@ -83,6 +87,9 @@ internal sealed class RunSettings
 
     /// <summary>The idle scenario's connection count (--idle-connections).</summary>
     public int? IdleConnections { get; set; }
+
+    /// <summary>--baseline-build: the checkout the @base contenders ran from; null without one.</summary>
+    public string? BaselineBuild { get; set; }
 }
 
 internal sealed class ContenderRecord
@@ -92,8 +99,17 @@ internal sealed class ContenderRecord
     /// <summary>The app of an app scenario's server (Uring.Proxy.App, Uring.Grpc.App); null: the sample app.</summary>
     public string? App { get; set; }
     public List<string> AppArgs { get; set; } = [];
+
+    /// <summary>A @base contender: the checkout whose build it ran; null: this one.</summary>
+    public string? Build { get; set; }
+
+    /// <summary>Options the runner did not pass because the app's build does not list them (with their values); null: none.</summary>
+    public List<string>? LeftOutArgs { get; set; }
     public int Port { get; set; }
     public int? H2Port { get; set; }
+
+    /// <summary>The https endpoint's port (the TLS scenarios); null: none.</summary>
+    public int? TlsPort { get; set; }
     public int? Pid { get; set; }
 
     /// <summary>"IoUring" / "Epoll" as the transport logged it; null for sockets.</summary>

@@ -36,6 +36,13 @@ internal sealed record EngineRatio(double? Rps, double? Cpu)
     public const string Epoll = "uring-epoll";
 }
 
+/// <summary>
+/// One figure of a contender against its twin from the baseline build (--baseline-build), paired
+/// run by run: for each run number both have, this build's figure over the baseline build's; then
+/// the median of those ratios, how many were below 1, and the smallest and largest.
+/// </summary>
+internal sealed record PairedRatio(string Contender, string Figure, int Pairs, double Median, int BelowOne, double Min, double Max);
+
 /// <summary>The medians of one contender's idle-scenario runs, and its ratio to the baseline.</summary>
 internal sealed record IdleSummary(
     string Contender,
@@ -220,6 +227,39 @@ internal static class Summary
     public static double? IdleEnginesHeap(IReadOnlyList<IdleSummary> rows) =>
         Ratio(rows.FirstOrDefault(r => r.Contender == EngineRatio.IoUring)?.MedianHeapKiBPerConnection,
               rows.FirstOrDefault(r => r.Contender == EngineRatio.Epoll)?.MedianHeapKiBPerConnection);
+
+    /// <summary>
+    /// Each contender with a @base twin in the scenario, against it, paired by run: CPU µs/req and
+    /// req/s, or in the idle scenario KiB per connection (as read, and after a full GC).
+    /// </summary>
+    public static List<PairedRatio> Paired(RunsFile file, string scenario, bool idle)
+    {
+        (string Name, Func<RunRecord, double?> Value)[] figures = idle
+            ? [("KiB/conn", r => r.RssKiBPerConnection), ("KiB/conn after a full GC", r => r.RssKiBPerConnectionAfterGc)]
+            : [("CPU µs/req", r => r.CpuUsPerRequest), ("req/s", r => r.Rps)];
+        var good = file.Runs.Where(r => r.Scenario == scenario && r.Failure is null && r.Requests > 0).ToList();
+        var paired = new List<PairedRatio>();
+        foreach (string twin in good.Select(r => r.Contender).Distinct())
+        {
+            if (Contender.CounterpartOf(twin) is not string name)
+            {
+                continue;
+            }
+            foreach (var (figure, value) in figures)
+            {
+                var ratios = good.Where(r => r.Contender == name)
+                    .Join(good.Where(r => r.Contender == twin), r => r.Run, r => r.Run, (mine, theirs) => Ratio(value(mine), value(theirs)))
+                    .OfType<double>()
+                    .ToList();
+                if (ratios.Count > 0)
+                {
+                    paired.Add(new PairedRatio(name, figure, ratios.Count, Median(ratios.Select(v => (double?)v))!.Value,
+                        ratios.Count(v => v < 1), ratios.Min(), ratios.Max()));
+                }
+            }
+        }
+        return paired;
+    }
 
     /// <summary>Median of the non-null values; null if there are none.</summary>
     public static double? Median(IEnumerable<double?> values)

@@ -29,6 +29,10 @@ internal static class SvgChart
         ["uring"] = "#1f77b4",
         ["uring-inline"] = "#9467bd",
         ["uring-epoll"] = "#2ca02c",
+        // The baseline build's twins (--baseline-build): a lighter shade of their counterpart's colour.
+        ["uring@base"] = "#aec7e8",
+        ["uring-epoll@base"] = "#98df8a",
+        ["uring-inline@base"] = "#c5b0d5",
     };
 
     private static readonly string[] s_fallbackColors = ["#d62728", "#ff7f0e", "#17becf", "#bcbd22"];
