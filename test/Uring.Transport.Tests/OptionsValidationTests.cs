@@ -17,6 +17,7 @@ public sealed class OptionsValidationTests(ITestOutputHelper output)
         ["LoopAffinity"] = o => o.LoopAffinity = (LoopAffinity)7,
         ["ListenerSteering"] = o => o.ListenerSteering = (ListenerSteering)5,
         ["ZeroCopySendThreshold"] = o => o.ZeroCopySendThreshold = -1,
+        ["DisabledKernelFeatures"] = o => o.DisabledKernelFeatures = "MultishotRecv,Turbo",
     };
 
     public static TheoryData<UringEngine, string> EnginesAndBadOptions()
@@ -57,6 +58,7 @@ public sealed class OptionsValidationTests(ITestOutputHelper output)
     [InlineData("ProvidedBufferCount")]
     [InlineData("Backlog")]
     [InlineData("MaxReadBufferSize")]
+    [InlineData("DisabledKernelFeatures")]
     public void Validator_names_the_bad_option(string option)
     {
         ValidateOptionsResult result = Validate(s_badOptions[option]);

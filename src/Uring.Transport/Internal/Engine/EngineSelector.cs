@@ -48,9 +48,11 @@ internal static class EngineSelector
         KernelProbe probe = Probe(environment);
         string described = probe.Problem is null ? $" ({probe.Describe(features)})" : "";
         if (requested == UringEngine.IoUring) return new(UringEngine.IoUring, $"io_uring forced by {source}{described}", features);
-        if (probe.Problem is null) return new(UringEngine.IoUring, $"io_uring available{described}", features);
+        // Auto from the options goes without saying; from the variable it is worth a word.
+        string auto = source.StartsWith(EnvironmentVariable, StringComparison.Ordinal) ? $" (Auto by {source})" : "";
+        if (probe.Problem is null) return new(UringEngine.IoUring, $"io_uring available{auto}{described}", features);
         string problem = probe.SetupErrno != 0 ? $"{probe.Problem}: {KernelProbe.Explain(probe.SetupErrno)}" : probe.Problem;
-        return new(UringEngine.Epoll, $"io_uring unusable, using epoll: {problem}", features);
+        return new(UringEngine.Epoll, $"io_uring unusable, using epoll{auto}: {problem}", features);
     }
 
     /// <summary>
@@ -118,7 +120,7 @@ internal static class EngineSelector
         RingFeatures features = RingFeatures.None;
         foreach (string name in (names ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
-            if (!Enum.TryParse(name, ignoreCase: true, out RingFeatures feature) || !IsSingleFeature(feature))
+            if (!char.IsLetter(name[0]) || !Enum.TryParse(name, ignoreCase: true, out RingFeatures feature) || !IsSingleFeature(feature))
                 throw new ArgumentException($"'{name}' is not a kernel feature; known: {KernelProbe.Names(RingFeatures.All)}.");
             features |= feature;
         }
@@ -126,5 +128,5 @@ internal static class EngineSelector
     }
 
     private static bool IsSingleFeature(RingFeatures feature) =>
-        feature != RingFeatures.None && (feature & (feature - 1)) == 0 && (feature & ~RingFeatures.All) == 0 && !char.IsDigit(feature.ToString()[0]);
+        feature != RingFeatures.None && (feature & (feature - 1)) == 0 && (feature & ~RingFeatures.All) == 0;
 }
