@@ -10,7 +10,7 @@ public enum ListenerSteering
     /// To the loop bound to the CPU that received the connection's first packet, when every loop is
     /// bound to a CPU of its own (<see cref="LoopAffinity"/>): the connection's packets are then
     /// handled on the CPU whose loop serves it. Connections received on a CPU without a loop, or
-    /// when the loops are not bound one per CPU, are spread by flow hash.
+    /// when the loops are not bound one per CPU, are spread by flow hash. The default.
     /// </summary>
     Auto = 0,
 

@@ -66,6 +66,9 @@ public sealed class UringConnectionFactory : IConnectionFactory, IAsyncDisposabl
     /// <see cref="SocketException"/> whose message names it; the token cancels a
     /// pending connect (<see cref="OperationCanceledException"/>).
     /// </summary>
+    /// <param name="endpoint">Where to connect.</param>
+    /// <param name="cancellationToken">Cancels the connect while it is pending. Default: none (the connect ends when the kernel's does).</param>
+    /// <returns>The open connection; dispose it (or abort it) to close.</returns>
     public async ValueTask<ConnectionContext> ConnectAsync(EndPoint endpoint, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(endpoint);

@@ -3,7 +3,7 @@ namespace Uring.Transport;
 /// <summary>Which engine drives the transport's I/O loops.</summary>
 public enum UringEngine
 {
-    /// <summary>io_uring when the kernel offers everything needed, otherwise epoll (the choice and its reason are logged once).</summary>
+    /// <summary>io_uring when the kernel offers everything needed, otherwise epoll (the choice and its reason are logged once). The default.</summary>
     Auto = 0,
 
     /// <summary>The kernel's io_uring.</summary>

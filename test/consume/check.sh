@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The user's path, checked outside the repository: the folder holds one package (Uring.Transport,
-# with the ring layer inside it); a throw-away web app that references it from a local feed with
+# with the ring layer inside it, license expression MIT, release notes and README); a throw-away web app that references it from a local feed with
 # only `using Uring.Transport;` builds, serves one request and shows through IUringConnectionFeature
 # that the transport served it; then the same app published with NativeAOT (no trim/AOT warning),
 # served once more.
@@ -20,10 +20,14 @@ echo "consume: Uring.Transport $VERSION from ${PACKAGES}"
 # One package: the ring layer travels inside it, not as a package of its own or a dependency.
 OTHERS="$(ls "$PACKAGES"/*.nupkg | grep -v "/Uring.Transport\.$VERSION\.nupkg$" || true)"
 [[ -z "$OTHERS" ]] || { echo "consume: FAIL (more than one package: $OTHERS)"; exit 1; }
-unzip -l "$PKG" | grep -q "lib/net10.0/Uring.Native.dll" || { echo "consume: FAIL (Uring.Native.dll is not inside the package)"; exit 1; }
+LISTING="$(unzip -l "$PKG")" # (not piped into grep -q: with pipefail, unzip's SIGPIPE would fail the check)
+grep -q "lib/net10.0/Uring.Native.dll" <<<"$LISTING" || { echo "consume: FAIL (Uring.Native.dll is not inside the package)"; exit 1; }
 NUSPEC="$(unzip -p "$PKG" Uring.Transport.nuspec)"
 if grep -q '<dependency ' <<<"$NUSPEC"; then echo "$NUSPEC"; echo "consume: FAIL (the package depends on other packages)"; exit 1; fi
-echo "consume: one package, the ring layer inside it, no package dependency"
+grep -q '<license type="expression">MIT</license>' <<<"$NUSPEC" || { echo "$NUSPEC"; echo "consume: FAIL (the package does not carry the license expression MIT)"; exit 1; }
+grep -q '<releaseNotes>' <<<"$NUSPEC" || { echo "consume: FAIL (the package has no release notes)"; exit 1; }
+grep -q " README.md$" <<<"$LISTING" || { echo "consume: FAIL (README.md is not inside the package)"; exit 1; }
+echo "consume: one package, the ring layer inside it, no package dependency, license MIT, release notes, README"
 
 cat >"$WORK/nuget.config" <<XML
 <?xml version="1.0" encoding="utf-8"?>
