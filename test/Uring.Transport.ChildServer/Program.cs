@@ -1,18 +1,26 @@
 // A Kestrel server on the uring transport, run by Uring.Transport.Tests in a process of its own
-// for what must not happen to the test host: running out of file descriptors, SIGTERM under load.
+// for what must not happen to the test host: running out of file descriptors, SIGTERM under load,
+// a seccomp filter.
 //
-//   Uring.Transport.ChildServer --engine iouring|epoll [--fd-headroom N]
+//   Uring.Transport.ChildServer --engine iouring|epoll|auto [--fd-headroom N] [--seccomp-deny-io-uring]
 //
 // Listens on 127.0.0.1 (a free port) with two I/O loops and serves
 //   GET  /plaintext        "Hello, World!"
 //   GET  /download?size=N  N bytes from new Random(N)
 //   POST /echo             the request body
+//   GET  /engine           the engine serving the connection: IoUring or Epoll
+//
+// --seccomp-deny-io-uring: before anything else, a kernel seccomp filter (Seccomp.cs) is installed
+// on every thread, answering io_uring_setup, io_uring_enter and io_uring_register with EPERM as
+// Docker's default profile does; the process then calls the three itself and reports their answers.
 //
 // --fd-headroom N: RLIMIT_NOFILE is set so that, once the server listens, exactly N more fds can
 // be opened (N connections). It is set before the server starts, because an armed io_uring accept
 // keeps the limit that held when it was prepared.
 //
 // It reports on stdout, one line per event:
+//   SECCOMP <what the three answered>      the filter is installed (with --seccomp-deny-io-uring),
+//                                          e.g. "io_uring_setup=EPERM io_uring_enter=EPERM io_uring_register=EPERM"
 //   LIMITED <limit>                        RLIMIT_NOFILE set (with --fd-headroom)
 //   READY <port>                           listening
 //   LOG <Level> <Category>[<EventId>] <Message>
@@ -33,12 +41,26 @@ public static partial class Program
 {
     public static async Task<int> Main(string[] args)
     {
-        (UringEngine engine, int? headroom) = args switch
+        const string Usage = "usage: --engine iouring|epoll|auto [--fd-headroom N] [--seccomp-deny-io-uring]";
+        if (args is not ["--engine", string e, .. string[] options])
+            throw new ArgumentException(Usage);
+        UringEngine engine = EngineSelector.Parse(e);
+        int? headroom = null;
+        for (int i = 0; i < options.Length; i++)
         {
-            ["--engine", string e] => (EngineSelector.Parse(e), (int?)null),
-            ["--engine", string e, "--fd-headroom", string h] => (EngineSelector.Parse(e), int.Parse(h)),
-            _ => throw new ArgumentException("usage: --engine iouring|epoll [--fd-headroom N]"),
-        };
+            switch (options[i])
+            {
+                case "--fd-headroom" when i + 1 < options.Length:
+                    headroom = int.Parse(options[++i]);
+                    break;
+                case "--seccomp-deny-io-uring":
+                    Seccomp.DenyIoUring();
+                    Console.WriteLine($"SECCOMP {Seccomp.TryIoUring()}");
+                    break;
+                default:
+                    throw new ArgumentException(Usage);
+            }
+        }
         var fillers = new List<SafeFileHandle>();
         if (headroom is int n)
             await LimitFdsAsync(engine, n, fillers);
@@ -78,6 +100,7 @@ public static partial class Program
             new Random(size).NextBytes(body);
             return Results.Bytes(body, "application/octet-stream");
         });
+        app.MapGet("/engine", (HttpContext context) => context.Features.Get<IUringConnectionFeature>()?.Engine.ToString() ?? "none");
         app.MapPost("/echo", async context =>
         {
             context.Response.ContentLength = context.Request.ContentLength;

@@ -86,7 +86,13 @@ internal sealed unsafe class KernelProbe
                 {
                     "2" => "kernel.io_uring_disabled=2 (io_uring disabled for every process)",
                     "1" => "kernel.io_uring_disabled=1 (io_uring only for members of kernel.io_uring_group)",
-                    _ => $"kernel.io_uring_disabled={sysctl}; a seccomp filter (e.g. Docker's default profile) or an LSM is blocking io_uring",
+                    _ => ReadSeccompMode() switch
+                    {
+                        "2" => $"kernel.io_uring_disabled={sysctl}, and this process runs under a seccomp filter (Seccomp: 2 in /proc/self/status), " +
+                            "which most likely refuses io_uring, as Docker's default profile does; else an LSM is blocking it",
+                        "0" => $"kernel.io_uring_disabled={sysctl} and no seccomp filter applies: an LSM (SELinux, AppArmor) or a sandbox is blocking io_uring",
+                        _ => $"kernel.io_uring_disabled={sysctl}; a seccomp filter (e.g. Docker's default profile) or an LSM is blocking io_uring",
+                    },
                 };
             case Errno.ENOMEM:
                 return "not enough locked memory (RLIMIT_MEMLOCK; kernels before 5.12 charge rings to it)";
@@ -95,6 +101,19 @@ internal sealed unsafe class KernelProbe
             default:
                 return "io_uring_setup is not available";
         }
+    }
+
+    // The calling thread's seccomp mode (0 none, 1 strict, 2 filter; filters are per thread), or null if unknown.
+    private static string? ReadSeccompMode()
+    {
+        try
+        {
+            foreach (string line in File.ReadLines("/proc/thread-self/status"))
+                if (line.StartsWith("Seccomp:", StringComparison.Ordinal)) return line["Seccomp:".Length..].Trim();
+        }
+        catch (IOException) { }
+        catch (UnauthorizedAccessException) { }
+        return null;
     }
 
     private static string ReadSysctl(string path)

@@ -58,11 +58,12 @@ internal sealed partial class ChildServerProcess : IDisposable
 
     /// <summary>
     /// Starts the child on <paramref name="engine"/> and waits for it to listen; with <paramref name="fdHeadroom"/>,
-    /// its fd limit lets it open exactly that many more fds once listening.
+    /// its fd limit lets it open exactly that many more fds once listening; with <paramref name="denyIoUring"/>,
+    /// it runs under a seccomp filter that answers the io_uring system calls with EPERM (it writes a SECCOMP line).
     /// </summary>
-    public static async Task<ChildServerProcess> StartAsync(UringEngine engine, ITestOutputHelper? output, int? fdHeadroom = null)
+    public static async Task<ChildServerProcess> StartAsync(UringEngine engine, ITestOutputHelper? output, int? fdHeadroom = null, bool denyIoUring = false)
     {
-        ChildServerProcess child = Launch(engine, output, fdHeadroom);
+        ChildServerProcess child = Launch(engine, output, fdHeadroom, denyIoUring: denyIoUring);
         try
         {
             string ready = await child.WaitForLineAsync(l => l.StartsWith("READY ", StringComparison.Ordinal), TimeSpan.FromSeconds(30));
@@ -78,11 +79,12 @@ internal sealed partial class ChildServerProcess : IDisposable
 
     /// <summary>Starts the child without waiting for it to listen; <paramref name="environment"/> adds variables.</summary>
     public static ChildServerProcess Launch(UringEngine engine, ITestOutputHelper? output, int? fdHeadroom = null,
-        IReadOnlyDictionary<string, string>? environment = null)
+        IReadOnlyDictionary<string, string>? environment = null, bool denyIoUring = false)
     {
         if (!ChildProcessCollection.Running.Now)
             throw new InvalidOperationException($"Start child processes only from tests in [Collection(ChildProcessCollection.Name)]: see {nameof(ChildProcessCollection)} for why.");
-        string[] args = [ChildDll(), "--engine", engine.ToString(), .. fdHeadroom is int n ? new[] { "--fd-headroom", n.ToString() } : []];
+        string[] args = [ChildDll(), "--engine", engine.ToString(), .. fdHeadroom is int n ? new[] { "--fd-headroom", n.ToString() } : [],
+            .. denyIoUring ? new[] { "--seccomp-deny-io-uring" } : []];
         var start = new ProcessStartInfo(DotnetHost(), args)
         {
             RedirectStandardOutput = true,
