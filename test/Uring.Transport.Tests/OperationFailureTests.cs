@@ -57,7 +57,7 @@ public sealed class OperationFailureTests(ITestOutputHelper output)
     [Fact]
     public async Task A_zero_copy_send_that_cannot_be_queued_costs_its_connection_which_still_closes()
     {
-        if ((TestKernel.Available & RingFeatures.SendZcReportUsage) == 0) return; // no zero-copy sends on this (masked) kernel
+        if ((TestKernel.Available & RingFeatures.SendZc) == 0) return; // no zero-copy sends on this (masked) kernel
         var rings = new ScriptedRing?[TestServer.RingCount];
         await using TestServer server = await TestServer.StartAsync(UringEngine.IoUring, app => app.Run(Uring.Perf.SampleEndpoints.Handle), output, new ServerSetup
         {

@@ -21,10 +21,24 @@ internal sealed unsafe partial class EpollRing
     private int SubmitQueued()
     {
         int count = _submissionCount;
-        for (int i = 0; i < count; i++)
+        int i = 0;
+        try
         {
-            int id = _submissions[i];
-            _ops[id].Issue(this, id);
+            for (; i < count; i++)
+            {
+                int id = _submissions[i];
+                _ops[id].Issue(this, id);
+            }
+        }
+        catch
+        {
+            // (Out of memory growing a table.) What was issued, and the one that threw, count as
+            // taken, as the kernel's consumed SQEs do: issued twice, a close could close an fd
+            // number that is someone else's by then. The rest stay queued for the next submit.
+            int next = i + 1;
+            Array.Copy(_submissions, next, _submissions, 0, count - next);
+            _submissionCount = count - next;
+            throw;
         }
         _submissionCount = 0;
         return count;

@@ -56,6 +56,7 @@ internal sealed unsafe partial class IoUringRing : IRing
     private uint _enterFlags;
     private bool _enabled;
     private bool _disposed;
+    private bool _wakeUnarmed;  // the wake read could not be re-armed (full SQ): SubmitAndWait arms it
 
     private IoUringRing(int ringFd, in IoUringParams p, EventFdHandle wake, RingFeatures allowed)
     {
@@ -295,6 +296,21 @@ internal sealed unsafe partial class IoUringRing : IRing
 
     private void ArmWake() => PrepareRead(_wake.Fd, (byte*)s_wakeSink, sizeof(ulong), WakeUserData);
 
+    // Re-arms the wake read after its completion was reaped. A full SQ that cannot be flushed must not
+    // fail the drain (its completions are consumed already, accepted fds among them): the next
+    // SubmitAndWait arms it instead, before it may sleep.
+    private void RearmWake()
+    {
+        try
+        {
+            ArmWake();
+        }
+        catch (RingException)
+        {
+            _wakeUnarmed = true;
+        }
+    }
+
     /// <inheritdoc />
     public void Wake() => _wake.TrySignal();
 
@@ -312,6 +328,11 @@ internal sealed unsafe partial class IoUringRing : IRing
     public int SubmitAndWait(int minComplete, int timeoutMs = -1)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_wakeUnarmed)
+        {
+            _wakeUnarmed = false;
+            RearmWake(); // (its own flush of a full SQ comes back here with the flag clear)
+        }
         Volatile.Write(ref *_sqTail, _sqeTail); // release: SQE contents before the tail
         uint toSubmit = Unsubmitted;
         uint wait = minComplete > 0 && CompletionsReady < minComplete && timeoutMs != 0 ? (uint)minComplete : 0;
@@ -399,7 +420,7 @@ internal sealed unsafe partial class IoUringRing : IRing
             else destination[n++] = completion;
         }
         Volatile.Write(ref *_cqHead, head); // release: we are done reading those CQEs
-        if (rearmWake) ArmWake();
+        if (rearmWake) RearmWake();
         return n;
     }
 

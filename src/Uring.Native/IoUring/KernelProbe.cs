@@ -19,7 +19,7 @@ internal sealed unsafe class KernelProbe
     /// <summary>
     /// Opcodes the transport issues (accept, receive, send, connect, close, cancel) and the ring
     /// itself does (NOP for the set-up round trip, READ of its wake eventfd). The zero-copy send is
-    /// optional: used only where the kernel has it (<see cref="RingFeatures.SendZcReportUsage"/>).
+    /// optional: used only where the kernel has it (<see cref="RingFeatures.SendZc"/>).
     /// </summary>
     public static readonly IoUringOp[] RequiredOps =
     [
@@ -213,21 +213,11 @@ internal sealed unsafe class KernelProbe
     {
         RingFeatures found = RingFeatures.None;
         if (ring.Supports(IoUringOp.AsyncCancel) && TryCancelAny(ring)) found |= RingFeatures.CancelAny;
-        if (TrySparseRegistration(ring, IORING_REGISTER_BUFFERS2, IORING_UNREGISTER_BUFFERS)) found |= RingFeatures.RegisteredBuffers;
-        if (TrySparseRegistration(ring, IORING_REGISTER_FILES2, IORING_UNREGISTER_FILES)) found |= RingFeatures.DirectDescriptors;
-        if (ring.Supports(IoUringOp.SendZc))
-        {
+        // The transport sends zero-copy with SENDMSG_ZC (6.1), and only where usage is reported (6.2).
+        if (ring.Supports(IoUringOp.SendZc) && ring.Supports(IoUringOp.SendMsgZc)
+            && FlagAccepted(ring, IoUringOp.SendZc, IORING_SEND_ZC_REPORT_USAGE, bufferSelect: false))
             found |= RingFeatures.SendZc;
-            // The transport sends zero-copy with SENDMSG_ZC (6.1), and only where usage is reported (6.2).
-            if (ring.Supports(IoUringOp.SendMsgZc) && FlagAccepted(ring, IoUringOp.SendZc, IORING_SEND_ZC_REPORT_USAGE, bufferSelect: false))
-                found |= RingFeatures.SendZcReportUsage;
-        }
         if (TrySyncCancel(ring)) found |= RingFeatures.SyncCancel;
-        // Bundles and incremental buffers had ordering bugs in 6.13 and 6.14 (liburing #1409, #1423).
-        Version kernel = Environment.OSVersion.Version;
-        bool buggyBufferRings = kernel.Major == 6 && kernel.Minor is 13 or 14;
-        if (!buggyBufferRings && FlagAccepted(ring, IoUringOp.Recv, IORING_RECVSEND_BUNDLE, bufferSelect: true)) found |= RingFeatures.Bundles;
-        if (!buggyBufferRings && TryIncrementalBuffers(ring)) found |= RingFeatures.IncrementalBuffers;
         if (TryBufferRingStatus(ring)) found |= RingFeatures.BufferRingStatus;
 
         int* pair = stackalloc int[2];
@@ -236,7 +226,6 @@ internal sealed unsafe class KernelProbe
             try
             {
                 if (TryMultishotRecv(ring, pair[0], pair[1])) found |= RingFeatures.MultishotRecv;
-                if (ring.Supports(IoUringOp.UringCmd) && TrySocketCommand(ring, pair[0])) found |= RingFeatures.SocketCommands;
             }
             finally
             {
@@ -288,14 +277,6 @@ internal sealed unsafe class KernelProbe
         return ring.Register(IORING_REGISTER_SYNC_CANCEL, &reg, 1) == -Errno.ENOENT;
     }
 
-    private static bool TrySparseRegistration(IoUringRing ring, uint register, uint unregister)
-    {
-        IoUringRsrcRegister reg = new() { Nr = 1, Flags = IORING_RSRC_REGISTER_SPARSE };
-        if (ring.Register(register, &reg, (uint)sizeof(IoUringRsrcRegister)) < 0) return false;
-        ring.Register(unregister, null, 0);
-        return true;
-    }
-
     // A flag the opcode's prep does not know fails with EINVAL before the fd (-1) is looked up (EBADF).
     private static bool FlagAccepted(IoUringRing ring, IoUringOp op, ushort ioprio, bool bufferSelect)
     {
@@ -310,14 +291,6 @@ internal sealed unsafe class KernelProbe
         bool accepted = WaitOne(ring, token, out Completion c) == 1 && c.Result == -Errno.EBADF;
         DrainFor(ring, 20); // a SEND_ZC may post its notification after the result
         return accepted;
-    }
-
-    private static bool TryIncrementalBuffers(IoUringRing ring)
-    {
-        using var buffers = new ProvidedBufferRing(0x7FFC, 1, 64);
-        if (ring.RegisterBufferRing(buffers, IOU_PBUF_RING_INC) < 0) return false;
-        ring.UnregisterBufferRing(buffers);
-        return true;
     }
 
     private static bool TryMultishotRecv(IoUringRing ring, int receiver, int sender)
@@ -370,19 +343,6 @@ internal sealed unsafe class KernelProbe
             if (client >= 0) Libc.close(client);
             Libc.close(listener);
         }
-    }
-
-    private static bool TrySocketCommand(IoUringRing ring, int socket)
-    {
-        const ulong token = 0x50C;
-        int* value = stackalloc int[1];
-        IoUringSqe* sqe = ring.PrepareRaw(IoUringOp.UringCmd, socket, token);
-        sqe->CmdOp = SOCKET_URING_OP_GETSOCKOPT;
-        sqe->Level = Linux.SOL_SOCKET;
-        sqe->OptName = 3; // SO_TYPE
-        sqe->FileIndex = sizeof(int); // optlen
-        sqe->Addr3 = (ulong)value;    // optval
-        return WaitOne(ring, token, out Completion c) == 1 && c.Result >= 0 && *value == Linux.SOCK_STREAM;
     }
 
     // Cancels a multishot probe and waits for its final completion; closeResults: results are accepted fds.

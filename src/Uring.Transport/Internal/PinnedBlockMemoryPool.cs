@@ -60,10 +60,11 @@ internal sealed class PinnedBlockMemoryPool : MemoryPool<byte>
     private long _allocatedBytes;
     private int _disposed;
 
-    // Above BlockSize, rentals are one-off pinned arrays (Oversized). Reporting a large maximum keeps
-    // Pipe from renting unpinned ArrayPool arrays for big size hints: every segment a send points
-    // into is then ours, pinned, and retirable.
-    public override int MaxBufferSize => 1024 * 1024;
+    // Above BlockSize, rentals are pinned arrays (Oversized; beyond 1 MiB one-off). No maximum: a Pipe
+    // rents from ArrayPool.Shared for a size hint above it, and such an array, given back by the pipe
+    // while an abandoned send's kernel may still read it, would be lent out again. So every segment
+    // a send points into is ours, pinned, and retirable.
+    public override int MaxBufferSize => Array.MaxLength;
 
     /// <summary>Bytes currently rented out (blocks and oversized rentals).</summary>
     public long RentedBytes => Interlocked.Read(ref _rentedBytes);

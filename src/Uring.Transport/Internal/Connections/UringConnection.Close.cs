@@ -3,14 +3,15 @@ using Uring.Native;
 
 namespace Uring.Transport.Internal;
 
-// Closing: cancel what is in flight by user_data, close the fd once the kernel holds nothing of the
-// connection's (FIN, or RST after an abort), then leave the loop and fire ConnectionClosed.
+// Closing: cancel what is in flight by user_data, close the fd once no receive or send result is
+// pending (FIN, or RST after an abort; a zero-copy notification may follow, its operation holds the
+// pages), then leave the loop and fire ConnectionClosed.
 internal sealed partial class UringConnection
 {
     private enum CloseState : byte
     {
         Open,
-        Closing,         // both directions winding down; closes once the kernel holds nothing of ours
+        Closing,         // both directions winding down; closes once no receive or send result is pending
         CloseSubmitted,  // its CloseOperation owns the fd
         Closed,          // the close completed and the connection left its loop
         Dead,            // the loop stopped with this connection open: closed synchronously, no ring any more

@@ -18,9 +18,10 @@ namespace Uring.Transport.Internal;
 /// the kernel holds, <see cref="ReceiveState"/>; what the next receive is, <see cref="ReceiveKind"/>;
 /// why the input is or is not receiving, <see cref="InputState"/>), the send in flight
 /// (<see cref="SendState"/>) in UringConnection.Send.cs, and the close (<see cref="CloseState"/>) in
-/// UringConnection.Close.cs. Close order: cancel what is in flight (by user_data), wait until
-/// neither a receive nor a send is in the kernel and the send loop has ended, close the fd (FIN, or
-/// RST after an abort), then leave the loop. Fields under a "loop thread only" line are touched
+/// UringConnection.Close.cs. Close order: cancel what is in flight (by user_data), wait until no
+/// receive and no send result is pending and the send loop has ended, close the fd (FIN, or RST
+/// after an abort), then leave the loop. A zero-copy send's notification may come after that: its
+/// <see cref="SendOperation"/> holds the pages until then. Fields under a "loop thread only" line are touched
 /// only on the loop thread.
 /// </remarks>
 internal sealed partial class UringConnection : ConnectionContext, ILoopMember, IValueTaskSource<int>

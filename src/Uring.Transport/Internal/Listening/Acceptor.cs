@@ -152,7 +152,12 @@ internal sealed class Acceptor : ILoopMember
     /// </summary>
     public void OnFault(Exception error)
     {
-        if (_accept.InKernel) return;
+        if (_accept.InKernel)
+        {
+            // Its cancel could not be queued: ask again, or a stop, a full queue or an fd pause would wait for ever.
+            if (!_cancelling && (_stopping || _pausedForFds || !_listener.HasRoom)) CancelAccept();
+            return;
+        }
         if (_stopping) Finish();
         else ArmAfterBackoff(error.GetType().Name);
     }

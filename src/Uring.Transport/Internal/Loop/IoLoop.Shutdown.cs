@@ -29,6 +29,20 @@ internal sealed partial class IoLoop
         }
     }
 
+    // The stop's grace is over: the kernel cancels everything still in flight (where it can: 5.19+).
+    private void CancelEverything()
+    {
+        if ((Features & RingFeatures.CancelAny) == 0) return;
+        try
+        {
+            _ring!.PrepareCancelAll(UserData.Unowned);
+        }
+        catch (RingException)
+        {
+            // A full SQ that cannot be flushed: what is left waits out the cancel grace.
+        }
+    }
+
     /// <summary>
     /// The loop is done. A failed ring first gives up what is already posted (no enter needed) and
     /// its accepts (synchronously, 6.0+; before, the kernel's asynchronous ring teardown cancels
@@ -43,7 +57,7 @@ internal sealed partial class IoLoop
             ? "The transport stopped before the connection closed."
             : $"The connection's I/O loop failed: {_faultReason}.";
         try { _consumedAtTeardown = _ring!.Consumed; } // before the ring (and its mapped SQ head) goes
-        catch (ObjectDisposedException) { _consumedAtTeardown = 0; }
+        catch (ObjectDisposedException) { _consumedAtTeardown = long.MaxValue; } // unknown: count every close as taken (an fd may leak; none is closed twice)
         bool inKernel = Operations.Count > 0;
         if (Members.Count > 0) UringLog.LoopReleasedHandlers(Logger, Index, Members.Count);
         Operations.AbandonAll();

@@ -168,7 +168,7 @@ internal sealed partial class IoLoop : PipeScheduler
             (_ring, BoundCpu, string detail) = EngineSelector.OpenRing(_settings, Index, _cpu);
             Features = _ring.Features;
             // Zero-copy sends only where the kernel also says when it copied them anyway (6.2).
-            if (_settings.ZeroCopyThreshold > 0 && (Features & RingFeatures.SendZcReportUsage) != 0) ZeroCopyThreshold = _settings.ZeroCopyThreshold;
+            if (_settings.ZeroCopyThreshold > 0 && (Features & RingFeatures.SendZc) != 0) ZeroCopyThreshold = _settings.ZeroCopyThreshold;
             Buffers.Register(_ring);
             UringLog.LoopStarted(Logger, Index, Engine, detail);
         }
@@ -223,7 +223,7 @@ internal sealed partial class IoLoop : PipeScheduler
                 {
                     // Whatever did not close in the grace: the kernel cancels all of it; the finals still come.
                     UringLog.LoopStopTimedOut(Logger, Index, Members.Count, StopGraceMilliseconds / 1000);
-                    if ((Features & RingFeatures.CancelAny) != 0) _ring!.PrepareCancelAll(UserData.Unowned);
+                    CancelEverything();
                     cancelDeadline = now + CancelGraceMilliseconds;
                 }
                 if (cancelDeadline != 0 && now > cancelDeadline) return;

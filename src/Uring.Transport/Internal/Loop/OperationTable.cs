@@ -73,12 +73,16 @@ internal sealed class OperationTable(IoLoop loop)
         {
             slot = _next;
             if (slot >= UserData.MaxSlots - 1) throw new InvalidOperationException("Too many operations in flight on one I/O loop.");
-            _next++;
             if (slot == _operations.Length)
             {
-                Array.Resize(ref _operations, _operations.Length * 2);
-                Array.Resize(ref _generations, _generations.Length * 2);
+                // Both grown before either is swapped in: out of memory leaves the table as it was.
+                KernelOperation?[] operations = new KernelOperation?[_operations.Length * 2];
+                uint[] generations = new uint[_generations.Length * 2];
+                _operations.CopyTo(operations, 0);
+                _generations.CopyTo(generations, 0);
+                (_operations, _generations) = (operations, generations);
             }
+            _next++;
         }
         _operations[slot] = operation;
         operation.Slot = slot;

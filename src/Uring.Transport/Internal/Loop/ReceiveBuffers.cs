@@ -83,7 +83,16 @@ internal sealed class ReceiveBuffers(int count, int size)
     {
         ProvidedBufferRing buffers = _ring!;
         if (buffers.Provided < count && (_taken * 4 >= buffers.Provided * 3 || _starved.Count > 0))
-            buffers.Grow();
+        {
+            try
+            {
+                buffers.Grow();
+            }
+            catch (OutOfMemoryException)
+            {
+                // No memory for more (nothing changed): the parked connections wait for buffers to come back.
+            }
+        }
         _taken = 0;
         if (_starved.Count == 0) return;
         int free = ring.AvailableBuffers(buffers);
@@ -109,7 +118,7 @@ internal sealed class ReceiveBuffers(int count, int size)
     {
         if (_ring is null) return true;
         if (inKernel) return false;
-        ring.UnregisterBufferRing(_ring);
+        if (ring.UnregisterBufferRing(_ring) < 0) return false; // still the kernel's: kept
         _ring.Dispose();
         return true;
     }

@@ -86,13 +86,21 @@ internal sealed unsafe class ConnectOperation : KernelOperation, ILoopMember
             Fail(e.SocketErrorCode, e.Message);
             return;
         }
-        if (_endPoint is IPEndPoint && _noDelay)
-            NativeSocket.TrySetOption(_fd, Linux.IPPROTO_TCP, Linux.TCP_NODELAY, 1);
-
-        _address = (byte*)NativeMemory.Alloc(SockAddr.MaxSize);
-        _addressLength = SockAddr.Write(_endPoint, new Span<byte>(_address, SockAddr.MaxSize));
-        Loop.Members.Add(this);
-        _joined = true;
+        try
+        {
+            if (_endPoint is IPEndPoint && _noDelay)
+                NativeSocket.TrySetOption(_fd, Linux.IPPROTO_TCP, Linux.TCP_NODELAY, 1);
+            _address = (byte*)NativeMemory.Alloc(SockAddr.MaxSize);
+            _addressLength = SockAddr.Write(_endPoint, new Span<byte>(_address, SockAddr.MaxSize));
+            Loop.Members.Add(this);
+            _joined = true;
+        }
+        catch (Exception e) // out of memory, an address that does not fit: nothing reached the kernel
+        {
+            FreeAddress();
+            Finish(e);
+            return;
+        }
         if (!Submit()) FreeAddress(); // nothing reached the kernel; the fault path closes the fd and fails the task
     }
 
@@ -141,7 +149,12 @@ internal sealed unsafe class ConnectOperation : KernelOperation, ILoopMember
     /// <summary>The connect could not be queued, or handling its completion threw: it fails.</summary>
     public void OnFault(Exception error)
     {
-        if (InKernel) return; // its completion will come
+        if (InKernel)
+        {
+            // Its completion will come; a cancel that could not be queued is asked for again.
+            if (_cancelRequested) Loop.Operations.Cancel(UserData, this);
+            return;
+        }
         FreeAddress();
         Finish(error);
     }
