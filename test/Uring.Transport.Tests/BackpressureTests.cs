@@ -156,9 +156,8 @@ public sealed class BackpressureTests(ITestOutputHelper output)
     [Theory, Engines]
     public async Task After_backpressure_the_receive_that_resumes_holds_no_memory_while_the_peer_is_quiet(UringEngine engine)
     {
-        // The body ends off any buffer boundary: a receive that comes back full on the body's last
-        // byte is followed by a direct one (bulk data, by the policy), however the peer then pauses.
-        const int BufferSize = 4096, Body = 64 * 1024 + 1031, MaxRead = 4 * BufferSize;
+        const int BufferSize = 4096, MaxRead = 4 * BufferSize;
+        int body = 0; // set below, before the request comes
         var rings = new ScriptedRing?[1];
         var read = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var consumed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -170,7 +169,7 @@ public sealed class BackpressureTests(ITestOutputHelper output)
                 // Reads nothing until told, then the body the peer sent; the rest never comes.
                 await read.Task;
                 var buffer = new byte[BufferSize];
-                for (int total = 0; total < Body;) total += await context.Request.Body.ReadAsync(buffer);
+                for (int total = 0; total < body;) total += await context.Request.Body.ReadAsync(buffer);
                 consumed.SetResult();
                 _ = await context.Request.Body.ReadAsync(buffer, context.RequestAborted); // waits: the rest never comes
             });
@@ -192,19 +191,24 @@ public sealed class BackpressureTests(ITestOutputHelper output)
         await client.SendAsync(RawConnection.Request("POST", "/later", "Content-Length: 1048576"));
         if ((ring.Features & RingFeatures.MultishotRecv) != 0)
         {
-            // The body arrives in full provided buffers of one multishot receive, handled in one
-            // batch: the input pauses at MaxReadBufferSize part-way through it, and the full buffers
-            // after that are still delivered.
+            // Seven full provided buffers of one multishot receive, handled in one batch: the input
+            // pauses at MaxReadBufferSize after the fourth, and the three after it are still
+            // delivered. They are bulk-sized, but arrived after the pause: what resumes must not be
+            // a direct receive (the 12 KiB left do not pause the input again when flushed).
+            body = 7 * BufferSize;
             ring.HoldWhere(c => c.HasBuffer);
-            await client.SendAsync(TestData.Random(Body, seed: 5));
-            Assert.True(await Eventually.HoldsAsync(() => ring.Held * BufferSize >= Body, Limits.Step), $"Only {ring.Held} buffers of the body came.");
+            await client.SendAsync(TestData.Random(body, seed: 5));
+            Assert.True(await Eventually.HoldsAsync(() => ring.Held * BufferSize >= body, Limits.Step), $"Only {ring.Held} buffers of the body came.");
             ring.ReleaseAt(Environment.TickCount64);
         }
         else
         {
             // One receive at a time (a single one, then direct ones into the input): the input
-            // pauses at MaxReadBufferSize while the rest waits in the socket.
-            await client.SendAsync(TestData.Random(Body, seed: 5));
+            // pauses at MaxReadBufferSize while the rest waits in the socket. The body ends off any
+            // buffer boundary: a receive that comes back full on the body's last byte is followed
+            // by a direct one (bulk data, by the policy), however the peer then pauses.
+            body = 64 * 1024 + 1031;
+            await client.SendAsync(TestData.Random(body, seed: 5));
         }
 
         // The app reads it all; the input resumes. The peer sends nothing more.
