@@ -69,8 +69,8 @@ internal sealed class RunnerOptions
                                                 once settled again gives "KiB per connection after
                                                 a full GC", and the managed heap size the app
                                                 answers gives "managed heap KiB per connection".
-                              close-64, download-1m-16, upload-1m-16 and the tls ones use wrk whatever
-                              --tool says (-H, a Lua script, https://). They keep the default runs and
+                              close-64, upload-1m-16 and the tls ones use wrk whatever --tool says (-H,
+                              a Lua script, https://). These and download-1m-16 keep the default runs and
                               duration: even the 1 MiB ones complete thousands of requests per 10 s run.
                               client-64 loads the sockets server with HttpClient (Uring.Perf.Client),
                               default SocketsHttpHandler vs UseUringTransport(), and reports the
