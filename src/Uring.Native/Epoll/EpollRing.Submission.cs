@@ -16,8 +16,6 @@ internal sealed unsafe partial class EpollRing
         Capped,     // multishot used its budget with more to do: replay without waiting
     }
 
-    private const int F_DUPFD_CLOEXEC = 1030;
-
     private int SubmitQueued()
     {
         int count = _submissionCount;

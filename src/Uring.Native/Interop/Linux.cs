@@ -20,6 +20,8 @@ internal static class Linux
     public const int SO_RCVBUF = 8;
     public const int SO_LINGER = 13;
     public const int SO_REUSEPORT = 15;
+    public const int SO_TYPE = 3;
+    public const int SO_ATTACH_REUSEPORT_CBPF = 51;
     public const int IPPROTO_TCP = 6;
     public const int IPPROTO_IPV6 = 41;
     public const int TCP_NODELAY = 1;
@@ -29,13 +31,18 @@ internal static class Linux
     public const int SHUT_WR = 1;
     public const int SHUT_RDWR = 2;
 
+    public const int MSG_PEEK = 0x2;
     public const int MSG_DONTWAIT = 0x40;
     public const int MSG_WAITALL = 0x100;
     public const int MSG_NOSIGNAL = 0x4000;
 
     public const int F_GETFL = 3;
     public const int F_SETFL = 4;
+    public const int F_DUPFD_CLOEXEC = 1030;
     public const int O_NONBLOCK = 0x800;
+
+    public const int RLIMIT_NOFILE = 7;
+    public const int SCHED_BATCH = 3;
 
     public const int EFD_CLOEXEC = 0x80000;
     public const int EFD_NONBLOCK = 0x800;

@@ -5,7 +5,6 @@ namespace Uring.Native;
 /// <summary>Scheduling settings for the calling thread.</summary>
 internal static unsafe partial class NativeThread
 {
-    private const int SCHED_BATCH = 3;
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial int sched_setscheduler(int pid, int policy, int* param);
@@ -53,6 +52,6 @@ internal static unsafe partial class NativeThread
     public static int SetBatchScheduling()
     {
         int priority = 0;
-        return sched_setscheduler(0, SCHED_BATCH, &priority) < 0 ? -Marshal.GetLastPInvokeError() : 0;
+        return sched_setscheduler(0, Linux.SCHED_BATCH, &priority) < 0 ? -Marshal.GetLastPInvokeError() : 0;
     }
 }

@@ -5,8 +5,6 @@ namespace Uring.Native;
 /// <summary>The calling process's resource limits.</summary>
 internal static unsafe partial class ProcessLimits
 {
-    private const int RLIMIT_NOFILE = 7;
-
     [LibraryImport("libc", SetLastError = true)]
     private static partial int getrlimit(int resource, ulong* limits);
 
@@ -14,7 +12,7 @@ internal static unsafe partial class ProcessLimits
     public static long OpenFiles()
     {
         ulong* limits = stackalloc ulong[2];
-        if (getrlimit(RLIMIT_NOFILE, limits) != 0 || limits[0] > long.MaxValue) return long.MaxValue;
+        if (getrlimit(Linux.RLIMIT_NOFILE, limits) != 0 || limits[0] > long.MaxValue) return long.MaxValue;
         return (long)limits[0];
     }
 }

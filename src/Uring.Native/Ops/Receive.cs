@@ -36,8 +36,6 @@ internal sealed unsafe partial class IoUringRing
 
 internal sealed unsafe partial class EpollRing
 {
-    private const int MSG_PEEK = 0x2;
-    private const int SO_TYPE = 3;
 
     /// <inheritdoc />
     public void PrepareRecv(int fd, byte* buffer, int length, ulong userData)

@@ -74,7 +74,6 @@ internal static unsafe class NativeSocket
     /// </summary>
     public static int AttachReusePortSteering(int fd, int groupSize, ReadOnlySpan<int> socketCpus = default)
     {
-        const int SO_ATTACH_REUSEPORT_CBPF = 51;
         const uint SKF_AD_OFF = 0xFFFFF000, SKF_AD_RXHASH = 32, SKF_AD_CPU = 36, SKF_AD_RANDOM = 56;
         const ushort LD_W_ABS = 0x20, JEQ_K = 0x15, MOD_K = 0x94, RET_K = 0x06, RET_A = 0x16;
         if (socketCpus.Length > groupSize) throw new ArgumentException("More CPUs than sockets.", nameof(socketCpus));
@@ -97,7 +96,7 @@ internal static unsafe class NativeSocket
         fixed (SockFilter* filter = program)
         {
             SockFprog fprog = new() { Length = checked((ushort)length), Filter = filter };
-            return Libc.setsockopt(fd, Linux.SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &fprog, sizeof(SockFprog)) < 0 ? -Libc.Errno : 0;
+            return Libc.setsockopt(fd, Linux.SOL_SOCKET, Linux.SO_ATTACH_REUSEPORT_CBPF, &fprog, sizeof(SockFprog)) < 0 ? -Libc.Errno : 0;
         }
     }
 
