@@ -54,7 +54,7 @@ internal sealed partial class Benchmark
 
         for (int run = 1; run <= options.Runs; run++)
         {
-            foreach (var handler in ClientHandler.All)
+            foreach (var handler in InRunOrder(ClientHandler.All, run))
             {
                 if (Stopping || !server.IsAlive)
                 {

@@ -12,7 +12,8 @@ internal sealed class BenchmarkException(string message) : Exception(message);
 
 /// <summary>
 /// The benchmark itself: builds the app, starts every contender, and for each scenario warms
-/// the contenders up and measures them run by run, alternating (A, B, C, A, B, C, ...). With
+/// the contenders up and measures them run by run, alternating, the order reversed every other
+/// run (A, B, C, then C, B, A, ...: see <see cref="InRunOrder"/>). With
 /// --defaults it does it all again in a second pass, with nothing pinned (see <see cref="Placement"/>).
 /// Every process is started from the main thread (see <see cref="ChildProcesses"/>).
 /// </summary>
@@ -408,7 +409,7 @@ internal sealed partial class Benchmark(RunnerOptions options, string repoRoot, 
 
         for (int run = 1; run <= options.Runs; run++)
         {
-            foreach (var server in servers)
+            foreach (var server in InRunOrder(servers, run))
             {
                 if (Stopping)
                 {
@@ -449,6 +450,21 @@ internal sealed partial class Benchmark(RunnerOptions options, string repoRoot, 
                 }
                 _progress.Done(options.DurationSeconds + options.PauseSeconds + RunOverheadSeconds);
             }
+        }
+    }
+
+    /// <summary>
+    /// <paramref name="items"/> in the order run <paramref name="run"/> (from 1) measures them: as
+    /// given in odd runs, reversed in even ones. Neighbours stay neighbours (a build and its @base
+    /// twin are measured one right after the other) and each pair is measured in both orders equally
+    /// often, so that neither is always the one that starts after a pause, or right after a load
+    /// that may still be winding down on a shared CPU.
+    /// </summary>
+    internal static IEnumerable<T> InRunOrder<T>(IReadOnlyList<T> items, int run)
+    {
+        for (int i = 0; i < items.Count; i++)
+        {
+            yield return items[run % 2 == 1 ? i : items.Count - 1 - i];
         }
     }
 
