@@ -54,7 +54,7 @@ internal sealed partial class Benchmark
 
         for (int run = 1; run <= options.Runs; run++)
         {
-            foreach (var handler in InRunOrder(ClientHandler.All, run))
+            foreach (var handler in InRunOrder(ClientHandler.All, run, h => h.Name))
             {
                 if (Stopping || !server.IsAlive)
                 {

@@ -32,7 +32,7 @@ internal sealed partial class Benchmark
     private double IdlePlannedSeconds() => options.Runs * options.Contenders.Count * (IdleRunSeconds + options.PauseSeconds);
 
     /// <summary>
-    /// For each run, each contender in turn (alternating, the order reversed every other run, like the load scenarios): a fresh server
+    /// For each run, each contender in turn (alternating, in the load scenarios' changing order): a fresh server
     /// (pinned or not as the pass says, fd limit raised), a short plaintext warm-up load, the RSS
     /// once settled; then <see cref="IdleConnectionCount"/> keep-alive connections from this
     /// process, one request each, left idle; the RSS once settled; then they are closed and the
@@ -80,7 +80,7 @@ internal sealed partial class Benchmark
 
         for (int run = 1; run <= options.Runs; run++)
         {
-            foreach (var contender in InRunOrder(options.Contenders, run))
+            foreach (var contender in InRunOrder(options.Contenders, run, c => c.Name))
             {
                 if (Stopping)
                 {

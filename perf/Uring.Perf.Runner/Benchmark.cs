@@ -12,8 +12,9 @@ internal sealed class BenchmarkException(string message) : Exception(message);
 
 /// <summary>
 /// The benchmark itself: builds the app, starts every contender, and for each scenario warms
-/// the contenders up and measures them run by run, alternating, the order reversed every other
-/// run (A, B, C, then C, B, A, ...: see <see cref="InRunOrder"/>). With
+/// the contenders up and measures them run by run, alternating, in an order that changes from run
+/// to run so that it favours no one (A, B, C, then C, B, A, then B, C, A, ...: see
+/// <see cref="InRunOrder{T}"/>). With
 /// --defaults it does it all again in a second pass, with nothing pinned (see <see cref="Placement"/>).
 /// Every process is started from the main thread (see <see cref="ChildProcesses"/>).
 /// </summary>
@@ -409,7 +410,7 @@ internal sealed partial class Benchmark(RunnerOptions options, string repoRoot, 
 
         for (int run = 1; run <= options.Runs; run++)
         {
-            foreach (var server in InRunOrder(servers, run))
+            foreach (var server in InRunOrder(servers, run, s => s.Contender.Name))
             {
                 if (Stopping)
                 {
@@ -454,18 +455,31 @@ internal sealed partial class Benchmark(RunnerOptions options, string repoRoot, 
     }
 
     /// <summary>
-    /// <paramref name="items"/> in the order run <paramref name="run"/> (from 1) measures them: as
-    /// given in odd runs, reversed in even ones. Neighbours stay neighbours (a build and its @base
-    /// twin are measured one right after the other) and each pair is measured in both orders equally
-    /// often, so that neither is always the one that starts after a pause, or right after a load
-    /// that may still be winding down on a shared CPU.
+    /// <paramref name="items"/> in the order run <paramref name="run"/> (from 1) measures them. A
+    /// unit is an item, or a contender with its @base twin right after it (<paramref name="name"/>
+    /// tells them apart); units stay together. Runs 1 and 2 take the units as given, then reversed
+    /// (twins swapped too); runs 3 and 4 the same rotated by one unit; and so on. Over every 2 x units
+    /// runs each contender is measured in each position equally often, and before and after its twin
+    /// equally often: being first after a pause, or right after a load still winding down on a
+    /// shared CPU, favours no one.
     /// </summary>
-    internal static IEnumerable<T> InRunOrder<T>(IReadOnlyList<T> items, int run)
+    internal static List<T> InRunOrder<T>(IReadOnlyList<T> items, int run, Func<T, string> name)
     {
-        for (int i = 0; i < items.Count; i++)
+        var units = new List<List<T>>();
+        foreach (T item in items)
         {
-            yield return items[run % 2 == 1 ? i : items.Count - 1 - i];
+            if (units.Count > 0 && Contender.CounterpartOf(name(item)) == name(units[^1][0]) && units[^1].Count == 1)
+                units[^1].Add(item);
+            else
+                units.Add([item]);
         }
+        int shift = (run - 1) / 2 % units.Count;
+        var order = new List<T>(items.Count);
+        for (int i = 0; i < units.Count; i++)
+            order.AddRange(units[(i + shift) % units.Count]);
+        if (run % 2 == 0)
+            order.Reverse();
+        return order;
     }
 
     private void NotRun(ScenarioRecord record, string why)
