@@ -32,9 +32,9 @@ internal sealed partial class Benchmark
     private double IdlePlannedSeconds() => options.Runs * options.Contenders.Count * (IdleRunSeconds + options.PauseSeconds);
 
     /// <summary>
-    /// For each run, each contender in turn (alternating, in the load scenarios' changing order): a fresh server
-    /// (pinned or not as the pass says, fd limit raised), a short plaintext warm-up load, the RSS
-    /// once settled; then <see cref="IdleConnectionCount"/> keep-alive connections from this
+    /// For each run, each contender in turn (alternating, in the load scenarios' changing order): a
+    /// fresh server (pinned or not as the pass says, fd limit raised), a short plaintext warm-up
+    /// load, the RSS once settled; then <see cref="IdleConnectionCount"/> keep-alive connections from this
     /// process, one request each, left idle; the RSS once settled; then they are closed and the
     /// server is stopped. Every step is bounded; nothing here waits for the server without a limit.
     /// </summary>

@@ -55,7 +55,7 @@ internal static class MarkdownReport
         {
             md.AppendLine($"| Baseline build | {s.BaselineBuild}, commit {m.BaselineCommit}: the contenders named NAME{Contender.BaseSuffix} run its apps |");
         }
-        md.AppendLine($"| Method | {s.Runs} runs x {s.DurationSeconds} s per contender and scenario, contenders alternating run by run in an order that changes each run (each in every position equally often, a build and its @base twin side by side); warm-up {s.WarmupSeconds} s on each contender's first scenario, {s.ScenarioWarmupSeconds} s before each later one; {Num(s.PauseSeconds, "0.#")} s idle between runs. Figures are medians over the runs. |");
+        md.AppendLine($"| Method | {s.Runs} runs x {s.DurationSeconds} s per contender and scenario, contenders alternating run by run in an order that changes each run (rotated and reversed, so that over 2 x contenders runs each is measured in every position equally often; a build and its @base twin side by side); warm-up {s.WarmupSeconds} s on each contender's first scenario, {s.ScenarioWarmupSeconds} s before each later one; {Num(s.PauseSeconds, "0.#")} s idle between runs. Figures are medians over the runs. |");
         md.AppendLine($"| Command | `./build.sh bench {string.Join(' ', s.CommandLine)}` |");
         md.AppendLine();
         md.AppendLine("> Where the load generator saturates its core (the \"load tool CPU\" column near 100 %), requests/s");

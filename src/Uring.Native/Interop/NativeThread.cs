@@ -5,7 +5,6 @@ namespace Uring.Native;
 /// <summary>Scheduling settings for the calling thread.</summary>
 internal static unsafe partial class NativeThread
 {
-
     [LibraryImport("libc", SetLastError = true)]
     private static partial int sched_setscheduler(int pid, int policy, int* param);
 

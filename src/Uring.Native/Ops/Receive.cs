@@ -36,7 +36,6 @@ internal sealed unsafe partial class IoUringRing
 
 internal sealed unsafe partial class EpollRing
 {
-
     /// <inheritdoc />
     public void PrepareRecv(int fd, byte* buffer, int length, ulong userData)
     {
