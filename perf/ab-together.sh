@@ -40,21 +40,15 @@ case "$transport" in uring|uring-epoll) ;; *) die "--transport must be uring or 
 (( $(nproc) >= 2 )) || die "needs 2 CPUs (servers on CPU 0, wrk on CPU 1)"
 for tool in wrk curl taskset python3; do command -v "$tool" >/dev/null || die "needs $tool on PATH"; done
 
+source "$ROOT/perf/wrk/scenarios.sh"
+wrk_scenario "$scenario" || die "unknown --scenario '$scenario' (plaintext-64, plaintext-pipelined-16, close-64, download-1m-16, upload-1m-16)"
 load() { # PORT SECONDS: one wrk on CPU 1 against the server on PORT
-    local url="http://127.0.0.1:$1"
-    case "$scenario" in
-        plaintext-64) taskset -c 1 wrk -t1 -c64 -d"$2"s "$url/plaintext" ;;
-        plaintext-pipelined-16) taskset -c 1 wrk -t1 -c256 -d"$2"s -s "$ROOT/perf/wrk/pipeline.lua" "$url/plaintext" -- 16 ;;
-        close-64) taskset -c 1 wrk -t1 -c64 -d"$2"s -H 'Connection: close' "$url/plaintext" ;;
-        download-1m-16) taskset -c 1 wrk -t1 -c16 -d"$2"s "$url/bytes?size=1048576" ;;
-        upload-1m-16) UPLOAD_BYTES=1048576 taskset -c 1 wrk -t1 -c16 -d"$2"s -s "$ROOT/perf/wrk/upload.lua" "$url/upload" ;;
-    esac
+    env "${wrk_env[@]}" taskset -c 1 wrk -t1 "${wrk_args[@]}" -d"$2"s "http://127.0.0.1:$1$path" "${wrk_tail[@]}"
 }
-case "$scenario" in plaintext-64|plaintext-pipelined-16|close-64|download-1m-16|upload-1m-16) ;;
-    *) die "unknown --scenario '$scenario' (plaintext-64, plaintext-pipelined-16, close-64, download-1m-16, upload-1m-16)" ;; esac
 
 out="${out:-$ROOT/perf/results/$(date -u +%Y%m%d-%H%M%S)-together-$scenario-$transport}"
 mkdir -p "$out"
+rm -f "$out/runs.tsv"
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
 trap 'exit 130' INT TERM
@@ -96,15 +90,16 @@ for i in $(seq "$runs"); do
     n1=$(ticks "${pids[0]}") b1=$(ticks "${pids[1]}")
     rn=$(requests "$out/wrk-new-$i.txt") rb=$(requests "$out/wrk-base-$i.txt")
     [[ "$rn" =~ ^[1-9][0-9]*$ && "$rb" =~ ^[1-9][0-9]*$ ]] || die "run $i: wrk reported no requests (see $out/wrk-*-$i.txt)"
-    awk -v i="$i" -v hz="$hz" -v tn=$((n1 - n0)) -v rn="$rn" -v tb=$((b1 - b0)) -v rb="$rb" 'BEGIN {
+    awk -v i="$i" -v hz="$hz" -v tn=$((n1 - n0)) -v rn="$rn" -v tb=$((b1 - b0)) -v rb="$rb" -v raw="$out/runs.tsv" 'BEGIN {
         n = tn * 1e6 / hz / rn; b = tb * 1e6 / hz / rb
+        printf "%.6f\t%.6f\t%.6f\n", n, b, n / b >> raw
         printf "run %d: new %.3f µs/req (%d requests), base %.3f µs/req (%d requests), new / base %.3f\n", i, n, rn, b, rb, n / b }' \
         | tee -a "$out/summary.txt"
 done
-python3 - "$out/summary.txt" <<'PY' | tee -a "$out/summary.txt"
-import re, statistics, sys
-rows = [re.findall(r"new ([\d.]+) .*base ([\d.]+) .*new / base ([\d.]+)", l)[0] for l in open(sys.argv[1]) if l.startswith("run ")]
-new, base, ratio = ([float(r[k]) for r in rows] for k in range(3))
+python3 - "$out/runs.tsv" <<'PY' | tee -a "$out/summary.txt"
+import statistics, sys
+rows = [[float(x) for x in line.split()] for line in open(sys.argv[1])]
+new, base, ratio = ([r[k] for r in rows] for k in range(3))
 print(f"paired new / base: median {statistics.median(ratio):.3f}, {sum(r < 1 for r in ratio)} of {len(ratio)} runs below 1, "
       f"{min(ratio):.3f} to {max(ratio):.3f}; medians {statistics.median(new):.3f} / {statistics.median(base):.3f} µs/req")
 PY

@@ -36,12 +36,9 @@ case "$transport" in uring|uring-epoll|sockets) ;; *) die "--transport must be u
 [[ "$seconds" =~ ^[1-9][0-9]*$ ]] || die "--seconds must be whole seconds (at least 1), not '$seconds'"
 for tool in perf wrk curl; do command -v "$tool" >/dev/null || die "needs $tool on PATH (apt-get install linux-perf wrk curl)"; done
 
-wrk_args=() wrk_tail=()
+source "$ROOT/perf/wrk/scenarios.sh"
 case "$scenario" in
-    plaintext-64) path=/plaintext; wrk_args=(-c64) ;;
-    plaintext-pipelined-16) path=/plaintext; wrk_args=(-c256 -s "$ROOT/perf/wrk/pipeline.lua"); wrk_tail=(-- 16) ;;
-    close-64) path=/plaintext; wrk_args=(-c64 -H "Connection: close") ;;
-    download-1m-16) path="/bytes?size=1048576"; wrk_args=(-c16) ;;
+    plaintext-64|plaintext-pipelined-16|close-64|download-1m-16) wrk_scenario "$scenario" ;;
     *) die "--scenario must be plaintext-64, plaintext-pipelined-16, close-64 or download-1m-16, not '$scenario'" ;;
 esac
 
