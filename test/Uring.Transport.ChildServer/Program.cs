@@ -2,7 +2,7 @@
 // for what must not happen to the test host: running out of file descriptors, SIGTERM under load,
 // a seccomp filter.
 //
-//   Uring.Transport.ChildServer --engine iouring|epoll|auto [--fd-headroom N] [--seccomp-deny-io-uring]
+//   Uring.Transport.ChildServer --engine iouring|epoll|auto [--fd-headroom N] [--backlog N] [--seccomp-deny-io-uring]
 //
 // Listens on 127.0.0.1 (a free port) with two I/O loops and serves
 //   GET  /plaintext        "Hello, World!"
@@ -13,6 +13,8 @@
 // --seccomp-deny-io-uring: before anything else, a kernel seccomp filter (Seccomp.cs) is installed
 // on every thread, answering io_uring_setup, io_uring_enter and io_uring_register with EPERM as
 // Docker's default profile does; the process then calls the three itself and reports their answers.
+//
+// --backlog N: UringTransportOptions.Backlog (default: the option's default).
 //
 // --fd-headroom N: RLIMIT_NOFILE is set so that, once the server listens, exactly N more fds can
 // be opened (N connections). It is set before the server starts, because an armed io_uring accept
@@ -41,17 +43,20 @@ public static partial class Program
 {
     public static async Task<int> Main(string[] args)
     {
-        const string Usage = "usage: --engine iouring|epoll|auto [--fd-headroom N] [--seccomp-deny-io-uring]";
+        const string Usage = "usage: --engine iouring|epoll|auto [--fd-headroom N] [--backlog N] [--seccomp-deny-io-uring]";
         if (args is not ["--engine", string e, .. string[] options])
             throw new ArgumentException(Usage);
         UringEngine engine = EngineSelector.Parse(e);
-        int? headroom = null;
+        int? headroom = null, backlog = null;
         for (int i = 0; i < options.Length; i++)
         {
             switch (options[i])
             {
                 case "--fd-headroom" when i + 1 < options.Length:
                     headroom = int.Parse(options[++i]);
+                    break;
+                case "--backlog" when i + 1 < options.Length:
+                    backlog = int.Parse(options[++i]);
                     break;
                 case "--seccomp-deny-io-uring":
                     Seccomp.DenyIoUring();
@@ -65,7 +70,7 @@ public static partial class Program
         if (headroom is int n)
             await LimitFdsAsync(engine, n, fillers);
 
-        WebApplication app = Build(engine);
+        WebApplication app = Build(engine, backlog);
         await app.StartAsync();
         Console.WriteLine($"READY {new Uri(app.Urls.Single()).Port}");
         await app.WaitForShutdownAsync();
@@ -75,7 +80,7 @@ public static partial class Program
         return 0;
     }
 
-    private static WebApplication Build(UringEngine engine)
+    private static WebApplication Build(UringEngine engine, int? backlog = null)
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
         builder.Logging.ClearProviders();
@@ -89,6 +94,7 @@ public static partial class Program
             {
                 o.Engine = engine;
                 o.RingCount = 2;
+                if (backlog is int b) o.Backlog = b;
             }));
         builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0));
 

@@ -59,11 +59,12 @@ internal sealed partial class ChildServerProcess : IDisposable
     /// <summary>
     /// Starts the child on <paramref name="engine"/> and waits for it to listen; with <paramref name="fdHeadroom"/>,
     /// its fd limit lets it open exactly that many more fds once listening; with <paramref name="denyIoUring"/>,
-    /// it runs under a seccomp filter that answers the io_uring system calls with EPERM (it writes a SECCOMP line).
+    /// it runs under a seccomp filter that answers the io_uring system calls with EPERM (it writes a SECCOMP line);
+    /// <paramref name="backlog"/> sets UringTransportOptions.Backlog.
     /// </summary>
-    public static async Task<ChildServerProcess> StartAsync(UringEngine engine, ITestOutputHelper? output, int? fdHeadroom = null, bool denyIoUring = false)
+    public static async Task<ChildServerProcess> StartAsync(UringEngine engine, ITestOutputHelper? output, int? fdHeadroom = null, bool denyIoUring = false, int? backlog = null)
     {
-        ChildServerProcess child = Launch(engine, output, fdHeadroom, denyIoUring: denyIoUring);
+        ChildServerProcess child = Launch(engine, output, fdHeadroom, denyIoUring: denyIoUring, backlog: backlog);
         try
         {
             string ready = await child.WaitForLineAsync(l => l.StartsWith("READY ", StringComparison.Ordinal), TimeSpan.FromSeconds(30));
@@ -79,12 +80,12 @@ internal sealed partial class ChildServerProcess : IDisposable
 
     /// <summary>Starts the child without waiting for it to listen; <paramref name="environment"/> adds variables.</summary>
     public static ChildServerProcess Launch(UringEngine engine, ITestOutputHelper? output, int? fdHeadroom = null,
-        IReadOnlyDictionary<string, string>? environment = null, bool denyIoUring = false)
+        IReadOnlyDictionary<string, string>? environment = null, bool denyIoUring = false, int? backlog = null)
     {
         if (!ChildProcessCollection.Running.Now)
             throw new InvalidOperationException($"Start child processes only from tests in [Collection(ChildProcessCollection.Name)]: see {nameof(ChildProcessCollection)} for why.");
         string[] args = [ChildDll(), "--engine", engine.ToString(), .. fdHeadroom is int n ? new[] { "--fd-headroom", n.ToString() } : [],
-            .. denyIoUring ? new[] { "--seccomp-deny-io-uring" } : []];
+            .. denyIoUring ? new[] { "--seccomp-deny-io-uring" } : [], .. backlog is int b ? new[] { "--backlog", b.ToString() } : []];
         var start = new ProcessStartInfo(DotnetHost(), args)
         {
             RedirectStandardOutput = true,
@@ -132,10 +133,39 @@ internal sealed partial class ChildServerProcess : IDisposable
     }
 
     /// <summary>Sends SIGTERM, as a service manager or Kubernetes does to stop the process.</summary>
-    public void Terminate()
+    public void Terminate() => Signal(SIGTERM);
+
+    /// <summary>SIGSTOP: the child runs no code (the kernel still completes handshakes into its listen backlog) until <see cref="Continue"/>.</summary>
+    public void Freeze() => Signal(SIGSTOP);
+
+    public void Continue() => Signal(SIGCONT);
+
+    /// <summary>How many fds the child has open now (/proc/PID/fd).</summary>
+    public int OpenFds() => Directory.GetFileSystemEntries($"/proc/{_process.Id}/fd").Length;
+
+    /// <summary>The child's fds numbered <paramref name="first"/> and up, with what each is (12 -> "socket:[345]").</summary>
+    public SortedDictionary<int, string> FdsFrom(int first)
     {
-        if (kill(_process.Id, SIGTERM) != 0)
-            throw new InvalidOperationException($"kill({_process.Id}, SIGTERM) failed: errno {Marshal.GetLastPInvokeError()}");
+        var found = new SortedDictionary<int, string>();
+        foreach (string path in Directory.GetFileSystemEntries($"/proc/{_process.Id}/fd"))
+        {
+            if (!int.TryParse(Path.GetFileName(path), out int fd) || fd < first) continue;
+            try
+            {
+                found[fd] = new FileInfo(path).LinkTarget ?? "?";
+            }
+            catch (IOException)
+            {
+                // closed while we looked
+            }
+        }
+        return found;
+    }
+
+    private void Signal(int signal)
+    {
+        if (kill(_process.Id, signal) != 0)
+            throw new InvalidOperationException($"kill({_process.Id}, {signal}) failed: errno {Marshal.GetLastPInvokeError()}");
     }
 
     /// <summary>Waits for the child to exit and returns its exit code; fails after <paramref name="timeout"/>.</summary>
@@ -207,7 +237,7 @@ internal sealed partial class ChildServerProcess : IDisposable
         return dll;
     }
 
-    private const int SIGTERM = 15;
+    private const int SIGCONT = 18, SIGSTOP = 19, SIGTERM = 15;
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial int kill(int pid, int signal);

@@ -79,7 +79,7 @@ internal sealed partial class UringConnection
     {
         _close = CloseState.Closed;
         _loop.Members.Remove(this);
-        FdHeadroom.FdClosed();
+        FdHeadroom.ConnectionClosed();
         UringLog.ConnectionClosed(_loop.Logger, ConnectionId);
         CompleteClosed();
     }
@@ -114,6 +114,7 @@ internal sealed partial class UringConnection
             CompletePendingInputEnd();
         }
         _socket.CloseNow(reset: true); // an abort, as for every connection the stop aborts
+        FdHeadroom.ConnectionClosed();  // closed now, or by its close operation as the ring goes
         if (_send != SendState.None)
         {
             _send = SendState.None;

@@ -52,6 +52,7 @@ internal sealed partial class UringConnection : ConnectionContext, ILoopMember, 
         Transport = new DuplexPipe(_input.Reader, _output.Writer);
         _onFlushCompleted = OnFlushCompleted;
         loop.Members.Add(this);
+        FdHeadroom.ConnectionOpened(); // until OnClosed or OnLoopStopped
     }
 
     public override string ConnectionId { get; set; }

@@ -6,9 +6,9 @@ namespace Uring.Transport.Internal;
 /// <summary>
 /// One listening socket on one loop, with its accept armed (<see cref="AcceptOperation"/>). Accept
 /// errors such as ENOMEM are logged and the accept re-armed after a back-off; near the fd limit it
-/// accepts one connection at a time and pauses short of the runtime's reserve (<see cref="FdHeadroom"/>);
-/// the loop goes on. While the listener's accept queue is full, no accept is armed (the kernel's
-/// backlog holds new connections).
+/// accepts one connection at a time, each sure of a free fd number short of the runtime's reserve,
+/// and pauses when there is none (<see cref="FdHeadroom"/>); the loop goes on. While the listener's
+/// accept queue is full, no accept is armed (the kernel's backlog holds new connections).
 /// </summary>
 /// <remarks>
 /// The listening fd is owned here from <see cref="StartOnLoop"/>: closed exactly once, by
@@ -27,7 +27,8 @@ internal sealed class Acceptor : ILoopMember
     private bool _stopping;
     private bool _backingOff;
     private bool _pausedForFds;
-    private bool _oneAtATime;     // near the fd reserve: single-shot accepts, each checked before the next
+    private bool _holdsSlot;      // the armed accept is single-shot, with its fd number below the reserve (FdHeadroom)
+    private bool _multishot;      // the armed accept is multishot
     private int _backoffMs;
     private int _finished;
 
@@ -58,14 +59,42 @@ internal sealed class Acceptor : ILoopMember
         }
         _loop.Members.Add(this);
         _joined = true;
+        FdHeadroom.AcceptorAdded(this, _listener.Backlog); // until Finish, or the hand-over to another loop
         Arm();
     }
 
     private void Arm()
     {
         if (_accept.InKernel || _stopping || _backingOff || _pausedForFds || !_joined || !_listener.HasRoom) return;
-        if (_accept.Start(_fd, multishot: !_oneAtATime && (_loop.Features & RingFeatures.MultishotAccept) != 0)) _cancelling = false;
-        // else not queued: the fault path re-arms after a back-off
+        FdHeadroom.ReadLimit();
+        long closes = FdHeadroom.Closes;
+        bool multishot = (_loop.Features & RingFeatures.MultishotAccept) != 0 && FdHeadroom.RoomForRound(_fd);
+        if (!multishot)
+        {
+            // Near the reserve: single-shot, each sure of a free number below it before it is armed.
+            if (!FdHeadroom.TryTakeSlot(_fd, out int open))
+            {
+                PauseForFds(open, closes);
+                return;
+            }
+            _holdsSlot = true;
+        }
+        if (_accept.Start(_fd, multishot))
+        {
+            _cancelling = false;
+            _multishot = multishot;
+        }
+        else
+        {
+            ReleaseSlot(); // not queued: the fault path re-arms after a back-off
+        }
+    }
+
+    private void ReleaseSlot()
+    {
+        if (!_holdsSlot) return;
+        _holdsSlot = false;
+        FdHeadroom.ReleaseSlot();
     }
 
     private void CancelAccept()
@@ -75,6 +104,13 @@ internal sealed class Acceptor : ILoopMember
 
     /// <summary>The accept queue has room again; on the loop thread.</summary>
     public void Resume() => Arm();
+
+    /// <summary>A multishot round no longer fits below the fd reserve: single-shot from the next arm. Any thread.</summary>
+    public void DropMultishot() => _loop.Post(static a =>
+    {
+        var acceptor = (Acceptor)a!;
+        if (acceptor._multishot) acceptor.CancelAccept(); // its completion re-arms
+    }, this, static _ => { });
 
     /// <summary>The fd pause is over (a connection closed, or its cap passed). Any thread.</summary>
     public void ResumeAfterPause() => _loop.Post(static a =>
@@ -87,21 +123,20 @@ internal sealed class Acceptor : ILoopMember
     /// <summary>An accept's completion: an accepted fd, or the errno that ended the accept.</summary>
     public void OnAccept(int result, bool final)
     {
+        if (final)
+        {
+            ReleaseSlot();
+            _multishot = false;
+        }
         if (result >= 0)
         {
             _backoffMs = 0;
-            bool wasOneAtATime = _oneAtATime;
-            _oneAtATime = FdHeadroom.NearReserve(result, _listener.Backlog);
-            if (!_oneAtATime) FdHeadroom.Accepted();
+            FdHeadroom.Accepted(result);
             _listener.OnAccepted(result, _loop);
-            if (FdHeadroom.AtReserve(result))
-            {
-                PauseForFds(result);
-            }
-            else if (!final && (!_listener.HasRoom || (_oneAtATime && !wasOneAtATime)))
+            if (!final && (!_listener.HasRoom || !FdHeadroom.RoomForRound()))
             {
                 // The queue is full: stop taking connections until Kestrel accepts some. Or near the
-                // reserve: a multishot round could take a whole backlog; single-shot from now on.
+                // reserve: another multishot round could take a whole backlog; single-shot from now on.
                 CancelAccept();
             }
             if (final)
@@ -129,7 +164,7 @@ internal sealed class Acceptor : ILoopMember
                 break;
             case Errno.EMFILE:
             case Errno.ENFILE:
-                PauseForFds(-1);
+                PauseForFds(-1, FdHeadroom.Closes);
                 break;
             default:
                 // ENOBUFS, ENOMEM...: keep serving what is open, try again later.
@@ -139,11 +174,12 @@ internal sealed class Acceptor : ILoopMember
     }
 
     // At the edge of the fd table: no accept until a connection of the process closes (or the cap).
-    private void PauseForFds(int fd)
+    // open: the fds open at least, or -1 after EMFILE; closes: FdHeadroom.Closes before the look.
+    private void PauseForFds(int open, long closes)
     {
         _pausedForFds = true;
         CancelAccept();
-        FdHeadroom.Pause(this, fd, _loop.Logger);
+        FdHeadroom.Pause(this, open, closes, _loop.Logger);
     }
 
     /// <summary>
@@ -158,6 +194,7 @@ internal sealed class Acceptor : ILoopMember
             if (!_cancelling && (_stopping || _pausedForFds || !_listener.HasRoom)) CancelAccept();
             return;
         }
+        ReleaseSlot();
         if (_stopping) Finish();
         else ArmAfterBackoff(error.GetType().Name);
     }
@@ -202,6 +239,8 @@ internal sealed class Acceptor : ILoopMember
         {
             if (_listener.TryRehome(_fd, _loop))
             {
+                if (_joined) FdHeadroom.AcceptorRemoved(this, _listener.Backlog); // the new acceptor counts its round
+                ReleaseSlot();
                 _stopped.TrySetResult();
                 return;
             }
@@ -213,7 +252,12 @@ internal sealed class Acceptor : ILoopMember
     private void Finish()
     {
         if (Interlocked.Exchange(ref _finished, 1) != 0) return;
-        if (_joined) _loop.Members.Remove(this);
+        if (_joined)
+        {
+            _loop.Members.Remove(this);
+            FdHeadroom.AcceptorRemoved(this, _listener.Backlog);
+        }
+        ReleaseSlot();
         NativeSocket.Close(_fd);
         _stopped.TrySetResult();
     }
