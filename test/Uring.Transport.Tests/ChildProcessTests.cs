@@ -95,11 +95,11 @@ public sealed class ChildProcessTests(ITestOutputHelper output)
                 // Held at the limit: alive, and idle (no accept armed to spin on). Measured after a
                 // settling second, as the runtime compiles what the closes ran in the background.
                 await Task.Delay(1000);
-                var held = TimeSpan.FromMilliseconds(FdHeadroom.MaxPauseMilliseconds * 2.5); // the cap ends the pause twice
+                var held = TimeSpan.FromMilliseconds(FdHeadroom.MaxPauseMilliseconds * 2.5); // the cap ends the pause again and again
                 TimeSpan cpu = await child.CpuTimeOverAsync(held);
                 output.WriteLine($"run {run}: {cpu.TotalMilliseconds:F0} ms of CPU in {held.TotalMilliseconds:F0} ms while held");
                 Assert.True(cpu < held / 20, $"Run {run}: the child used {cpu.TotalMilliseconds:F0} ms of CPU in {held.TotalMilliseconds:F0} ms while held at the limit.");
-                AssertReserveFree("after the pause's cap passed twice");
+                AssertReserveFree("after the pause's cap passed many times");
                 Assert.False(child.HasExited, $"Run {run}: the child died at the limit. It wrote:{Environment.NewLine}{child.Tail()}");
             }
             finally

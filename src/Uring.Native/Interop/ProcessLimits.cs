@@ -18,21 +18,24 @@ internal static unsafe partial class ProcessLimits
     }
 
     /// <summary>
-    /// The numbers the next new fds would get, lowest first: found by duplicating
-    /// <paramref name="anyFd"/> into each (the lowest free number) and closing the copies. Stops after
-    /// the first number at or above <paramref name="stopAt"/>, or at EMFILE. Returns how many were found.
+    /// The lowest free fd numbers, lowest first, found by walking them: each is a copy of
+    /// <paramref name="anyFd"/> made at the lowest free number above the last one found and closed
+    /// at once, so the walk holds one number at a time (an fd opened meanwhile by another thread
+    /// may get the next number up instead). Stops after the first number at or above
+    /// <paramref name="stopAt"/>, or at EMFILE. Returns how many were found.
     /// </summary>
     public static int LowestFreeFds(int anyFd, Span<int> numbers, long stopAt = long.MaxValue)
     {
-        int found = 0;
+        int found = 0, from = 0;
         while (found < numbers.Length)
         {
-            int copy = Libc.fcntl(anyFd, Linux.F_DUPFD_CLOEXEC, 0);
+            int copy = Libc.fcntl(anyFd, Linux.F_DUPFD_CLOEXEC, from);
             if (copy < 0) break;
+            Libc.close(copy);
             numbers[found++] = copy;
             if (copy >= stopAt) break;
+            from = copy + 1;
         }
-        for (int i = 0; i < found; i++) Libc.close(numbers[i]);
         return found;
     }
 }

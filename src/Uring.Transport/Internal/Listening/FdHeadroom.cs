@@ -6,8 +6,8 @@ namespace Uring.Transport.Internal;
 /// <summary>
 /// Keeps file descriptors for the runtime: acceptors stop short of a reserve below RLIMIT_NOFILE (at
 /// EMFILE .NET cannot even start a thread, and a timer or a thread-pool injection then ends the
-/// process), and resume as soon as a connection of the process closes, or after
-/// <see cref="MaxPauseMilliseconds"/> at most. Process-wide, as fds are.
+/// process), and resume as soon as a connection of the process closes, or after a cap of
+/// <see cref="MinPauseMilliseconds"/> doubling to <see cref="MaxPauseMilliseconds"/>. Process-wide, as fds are.
 /// </summary>
 /// <remarks>
 /// A multishot round (the epoll engine's too) may take a whole backlog before its first completion
@@ -19,15 +19,23 @@ namespace Uring.Transport.Internal;
 /// it before each multishot arm. When a round no longer fits, every acceptor is told to drop its
 /// multishot accept, and accepts are single-shot, each holding a slot: one fd number of its own
 /// below the reserve. Within a margin (one reserve again) of the reserve, a slot is taken only when
-/// a probe finds the k lowest free numbers all below it (k: the slots armed, this one included),
-/// one prober at a time; else the acceptor pauses. An accept that fails with EMFILE or ENFILE
+/// a probe finds the k lowest free numbers all below it (k: the slots armed, this one, and one
+/// more: a probe holds one number at a time, so an accept running meanwhile may get the next one
+/// up), one prober at a time; else the acceptor pauses. An accept that fails with EMFILE or ENFILE
 /// pauses too, the backstop. RLIMIT_NOFILE is read again before each arm, as an operator may change
 /// it at run time (and io_uring's accept keeps the limit of its preparation).
 /// </remarks>
 internal static class FdHeadroom
 {
-    /// <summary>The longest a pause lasts without a close to end it (fds may be freed by others than our connections).</summary>
+    /// <summary>
+    /// The longest a pause lasts without a close to end it (fds may be freed by others than our
+    /// connections, and a close may be missed); then the acceptors probe again. The first cap after an arm is
+    /// <see cref="MinPauseMilliseconds"/>, doubling up to this while no arm succeeds.
+    /// </summary>
     public const int MaxPauseMilliseconds = 1000;
+
+    /// <summary>The first cap of a pause after an acceptor last armed.</summary>
+    public const int MinPauseMilliseconds = 50;
 
     /// <summary>Pauses are logged at most once in this time: at the limit they may come every few connections.</summary>
     public const int LogIntervalMilliseconds = 60_000;
@@ -36,6 +44,7 @@ internal static class FdHeadroom
     private static readonly List<Acceptor> s_paused = new();
     private static int s_pausedCount;
     private static int s_capPending;  // 1: a timer will resume the paused acceptors
+    private static int s_capMs = MinPauseMilliseconds; // the next cap: doubles while no arm succeeds
     private static long s_reserveFrom = long.MaxValue; // the first reserved fd number, as of the last arm
     private static long s_reserve;    // the reserve's size, as of the last arm
     private static long s_loggedAt = -LogIntervalMilliseconds; // Environment.TickCount64 of the last pause logged
@@ -126,7 +135,8 @@ internal static class FdHeadroom
     /// </summary>
     public static bool RoomForRound()
     {
-        if (Estimate() + Volatile.Read(ref s_slots) + Volatile.Read(ref s_round) < Volatile.Read(ref s_reserveFrom)) return true;
+        // + 1: the number a probe may hold for a moment.
+        if (Estimate() + Volatile.Read(ref s_slots) + Volatile.Read(ref s_round) + 1 < Volatile.Read(ref s_reserveFrom)) return true;
         if (Interlocked.Exchange(ref s_roomSeen, 0) == 1)
         {
             Acceptor[] all;
@@ -151,13 +161,14 @@ internal static class FdHeadroom
         }
         if (!RoomForRound()) return false;
         Volatile.Write(ref s_roomSeen, 1);
+        Armed();
         return true;
     }
 
     /// <summary>
     /// Takes a slot for one single-shot accept: far from the reserve by the estimate, at once; within
-    /// a margin of it, if the lowest free numbers, one for each slot armed and this one, are all below
-    /// it. False otherwise, with <paramref name="open"/>: the fds open at least (-1 at EMFILE). A slot
+    /// a margin of it, if the lowest free numbers, one for each slot armed, this one and the probe's,
+    /// are all below it. False otherwise, with <paramref name="open"/>: the fds open at least (-1 at EMFILE). A slot
     /// taken is given back with <see cref="ReleaseSlot"/> once its accept has completed or will not.
     /// </summary>
     public static bool TryTakeSlot(int anyFd, out int open)
@@ -165,25 +176,32 @@ internal static class FdHeadroom
         lock (s_probeGate)
         {
             long from = Volatile.Read(ref s_reserveFrom);
-            int slots = Volatile.Read(ref s_slots) + 1;
-            if (Estimate() + slots + Volatile.Read(ref s_reserve) < from)
+            int need = Volatile.Read(ref s_slots) + 2; // the slots armed, this one, and one for the probe's number
+            if (Estimate() + need + Volatile.Read(ref s_reserve) < from)
             {
                 open = 0;
             }
             else
             {
-                Span<int> lowest = slots <= 64 ? stackalloc int[slots] : new int[slots];
+                Span<int> lowest = need <= 64 ? stackalloc int[need] : new int[need];
                 int found = ProcessLimits.LowestFreeFds(anyFd, lowest, stopAt: from);
                 open = found > 0 ? lowest[0] : -1;
-                if (found < slots || lowest[slots - 1] >= from) return false;
+                if (found < need || lowest[need - 1] >= from) return false;
                 SawOpen(lowest[0], pending: 0);
             }
             Interlocked.Increment(ref s_slots);
+            Armed();
             return true;
         }
     }
 
     public static void ReleaseSlot() => Interlocked.Decrement(ref s_slots);
+
+    // An acceptor armed: the next pause's cap starts short again.
+    private static void Armed()
+    {
+        if (Volatile.Read(ref s_capMs) != MinPauseMilliseconds) Volatile.Write(ref s_capMs, MinPauseMilliseconds);
+    }
 
     /// <summary>
     /// <paramref name="acceptor"/> stops accepting until a connection closes (or the cap): logged (at
@@ -206,11 +224,15 @@ internal static class FdHeadroom
         if (now - last >= LogIntervalMilliseconds && Interlocked.CompareExchange(ref s_loggedAt, now, last) == last)
             UringLog.AcceptPausedForFds(logger, acceptor.EndPoint, open >= 0 ? open : limit, limit, Reserve(limit), MaxPauseMilliseconds);
         if (Interlocked.Exchange(ref s_capPending, 1) == 0)
-            _ = Task.Delay(MaxPauseMilliseconds).ContinueWith(static _ =>
+        {
+            int cap = Volatile.Read(ref s_capMs);
+            Volatile.Write(ref s_capMs, Math.Min(cap * 2, MaxPauseMilliseconds));
+            _ = Task.Delay(cap).ContinueWith(static _ =>
             {
                 Volatile.Write(ref s_capPending, 0);
                 ResumeAll();
             }, TaskScheduler.Default);
+        }
     }
 
     private static void ResumeAll()
