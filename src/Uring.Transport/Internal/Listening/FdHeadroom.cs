@@ -46,7 +46,7 @@ internal static class FdHeadroom
     private static int s_capPending;  // 1: a timer will resume the paused acceptors
     private static int s_capMs = MinPauseMilliseconds; // the next cap: doubles while no arm succeeds
     private static long s_reserveFrom = long.MaxValue; // the first reserved fd number, as of the last arm
-    private static long s_reserve;    // the reserve's size, as of the last arm
+    private static long s_limit = long.MaxValue; // RLIMIT_NOFILE, as of the last arm
     private static long s_loggedAt = -LogIntervalMilliseconds; // Environment.TickCount64 of the last pause logged
     private static int s_connections; // connections holding an fd: from their creation to their close
     private static readonly List<Acceptor> s_acceptors = new(); // started ones, under s_gate
@@ -100,9 +100,8 @@ internal static class FdHeadroom
     public static void ReadLimit()
     {
         long limit = ProcessLimits.OpenFiles();
-        long reserve = limit == long.MaxValue ? 0 : Reserve(limit);
-        Volatile.Write(ref s_reserve, reserve);
-        Volatile.Write(ref s_reserveFrom, limit - reserve);
+        Volatile.Write(ref s_limit, limit);
+        Volatile.Write(ref s_reserveFrom, limit == long.MaxValue ? long.MaxValue : limit - Reserve(limit));
     }
 
     /// <summary>Connections closed so far: read before a probe, handed to <see cref="Pause"/>.</summary>
@@ -177,7 +176,7 @@ internal static class FdHeadroom
         {
             long from = Volatile.Read(ref s_reserveFrom);
             int need = Volatile.Read(ref s_slots) + 2; // the slots armed, this one, and one for the probe's number
-            if (Estimate() + need + Volatile.Read(ref s_reserve) < from)
+            if (Estimate() + need + (Volatile.Read(ref s_limit) - from) < from) // a margin of one reserve
             {
                 open = 0;
             }
@@ -211,7 +210,7 @@ internal static class FdHeadroom
     /// </summary>
     public static void Pause(Acceptor acceptor, int open, long closes, ILogger logger)
     {
-        long limit = ProcessLimits.OpenFiles();
+        long limit = Volatile.Read(ref s_limit); // read by the arm that led here
         lock (s_gate)
         {
             if (!s_paused.Contains(acceptor)) s_paused.Add(acceptor);
